@@ -1,0 +1,1 @@
+"""Implementation details shared across layers; not public API."""

@@ -1,0 +1,1 @@
+"""Capture: the ways runs enter traceyard from inside an app (tracer API, decorators, LangChain)."""

@@ -1,0 +1,169 @@
+"""The handle of an open observation: ``with tracer.span(...) as span: span.update(...)``.
+
+Entering makes it the current observation (so nested spans, decorated functions and LangChain
+runs started inside become its children); leaving ends it, recording an exception as level
+ERROR. Every method is guarded: a bug of ours never reaches the code being traced.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from contextvars import Token
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from traceyard._internal.guard import guarded
+from traceyard.capture.context import RunState, current_observation
+from traceyard.cost.usage import normalize_usage
+from traceyard.model import Entity, Event, Level, ObservationType
+
+if TYPE_CHECKING:
+    from traceyard.capture.tracer import Tracer
+
+_TRACEBACK_LIMIT = 2000
+
+
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    """Level ERROR with the message and a short traceback, for any capture path."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=5))
+    return {
+        "level": Level.ERROR,
+        "status_message": f"{type(exc).__name__}: {exc}",
+        "metadata": {"traceback": tb[-_TRACEBACK_LIMIT:]},
+    }
+
+
+class ActiveObservation:
+    """An observation that has started and not yet ended."""
+
+    __slots__ = ("_ended", "_token", "_tracer", "id", "name", "parent_id", "run", "type")
+
+    def __init__(
+        self,
+        tracer: Tracer,
+        run: RunState,
+        observation_id: str,
+        parent_id: str | None,
+        obs_type: ObservationType,
+        name: str,
+    ) -> None:
+        self._tracer = tracer
+        self.run = run
+        self.id = observation_id
+        self.parent_id = parent_id
+        self.type = obs_type
+        self.name = name
+        self._ended = False
+        self._token: Token[ActiveObservation | None] | None = None
+
+    @property
+    def trace_id(self) -> str:
+        return self.run.trace_id
+
+    # ------------------------------------------------------------------ updates
+
+    def update(self, **fields: Any) -> None:
+        """Set observation fields (output, metadata, usage, model, level, ...) while open."""
+        with guarded("observation.update"):
+            self._emit(fields)
+
+    def end(self, **fields: Any) -> None:
+        """End the observation now (idempotent); ``fields`` are set at the same time."""
+        with guarded("observation.end"):
+            if self._ended:
+                return
+            self._ended = True
+            fields["end_time"] = time.time_ns()
+            self._emit(fields)
+            if self.parent_id is None and fields.get("output") is not None:
+                self._tracer.emit_trace(self.run, {"output": fields["output"]})
+
+    def update_trace(self, **attributes: Any) -> None:
+        """Set trace-level attributes (user_id, session_id, tags, metadata, release, ...)."""
+        with guarded("observation.update_trace"):
+            self._tracer.emit_trace(self.run, attributes)
+
+    def score(self, name: str, value: float | bool | str, **kwargs: Any) -> None:
+        """Score this observation."""
+        self._tracer.score(name, value, trace_id=self.trace_id, observation_id=self.id, **kwargs)
+
+    def _emit(self, fields: dict[str, Any]) -> None:
+        if "usage" in fields:
+            fields["usage"] = normalize_usage(fields["usage"])
+        run = self.run
+        self._tracer.emit(
+            run, Event(Entity.OBSERVATION, self.id, run.trace_id, run.project, fields)
+        )
+
+    # ------------------------------------------------------------------ context manager
+
+    def __enter__(self) -> ActiveObservation:
+        self._token = current_observation.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            try:
+                current_observation.reset(self._token)
+            except ValueError:  # exited in another context (e.g. a generator); not our bug
+                current_observation.set(None)
+            self._token = None
+        if exc is not None:
+            with guarded("observation.exit"):
+                self.end(**error_fields(exc))
+        else:
+            self.end()
+
+    async def __aenter__(self) -> ActiveObservation:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+class InertObservation:
+    """What a disabled or sampled-out path hands out: every method does nothing."""
+
+    __slots__ = ()
+    id = ""
+    trace_id = ""
+    parent_id = None
+    name = ""
+
+    def update(self, **fields: Any) -> None:
+        pass
+
+    def end(self, **fields: Any) -> None:
+        pass
+
+    def update_trace(self, **attributes: Any) -> None:
+        pass
+
+    def score(self, name: str, value: float | bool | str, **kwargs: Any) -> None:
+        pass
+
+    def __enter__(self) -> InertObservation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    async def __aenter__(self) -> InertObservation:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+
+INERT = InertObservation()

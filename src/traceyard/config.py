@@ -1,0 +1,107 @@
+"""One settings model for the whole package.
+
+Precedence (highest first): an argument passed in code > a ``TRACEYARD_<FIELD>`` environment
+variable > the default below. Every field has a default, so ``Tracer.create()`` needs nothing.
+A bad value fails at ``create()`` with :class:`ConfigError`, naming the variable to fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from traceyard.cost.pricing import PriceEntry
+from traceyard.errors import ConfigError
+
+ENV_PREFIX = "TRACEYARD_"
+
+
+class Settings(BaseSettings):
+    """Every knob of traceyard; each field is also the variable ``TRACEYARD_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", validate_default=True, frozen=True
+    )
+
+    enabled: bool = Field(
+        True, description="False makes the tracer inert: no thread, file or port."
+    )
+    data_dir: Path = Field(Path(".traceyard"), description="Where the SQLite store lives.")
+    database_url: str | None = Field(
+        None,
+        description="postgresql://... selects PostgreSQL, memory:// the in-memory store; "
+        "unset means SQLite in data_dir.",
+    )
+    project: str = Field("default", min_length=1, max_length=200, description="Project name.")
+    sample_rate: float = Field(
+        1.0, ge=0.0, le=1.0, description="Share of root runs recorded; children follow the root."
+    )
+    per_run_event_cap: int = Field(
+        10_000, ge=1, description="A root run stops recording after this many events."
+    )
+    queue_maxsize: int = Field(
+        100_000, ge=1, description="Events waiting for the writer; beyond it they are dropped."
+    )
+    worker_batch_size: int = Field(
+        2_000, ge=1, description="The writer commits when this many events are waiting..."
+    )
+    worker_batch_timeout: float = Field(
+        0.2, gt=0, le=60, description="...or when the oldest has waited this many seconds."
+    )
+    blob_threshold_bytes: int = Field(
+        8_192, ge=0, description="Inputs/outputs larger than this are stored compressed, apart."
+    )
+    capture_content: bool = Field(
+        True, description="False: inputs and outputs are not stored (names, timings, usage are)."
+    )
+    model_prices: list[PriceEntry] = Field(
+        default_factory=list,
+        description="Extra or overriding model prices (JSON list of {model, match, prices}).",
+    )
+    host: str = Field("127.0.0.1", description="Where the embedded server listens.")
+    port: int = Field(7842, ge=0, le=65535, description="Port of the server (next free if taken).")
+    start_server: bool = Field(True, description="Tracer.create() starts the UI server.")
+    print_run_url: bool = Field(False, description="Print each root run's UI link to stderr.")
+    auth_token: str | None = Field(
+        None, min_length=32, description="Bearer token required by the API (at least 32 chars)."
+    )
+    retention_max_traces: int | None = Field(
+        None, ge=1, description="Keep at most this many traces (oldest pruned first)."
+    )
+    retention_max_age: str | None = Field(
+        None, description="Prune traces older than this, e.g. '7d', '12h'."
+    )
+
+    @field_validator("project")
+    @classmethod
+    def _strip_project(cls, value: str) -> str:
+        return value.strip()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings` from arguments and the environment, with errors that name the fix.
+
+    Arguments that are ``None`` are treated as not given, so callers can pass optional values
+    straight through.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, given)) from None
+
+
+def _describe(exc: ValidationError, given: dict[str, Any]) -> str:
+    lines = ["invalid traceyard configuration:"]
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        source = (
+            f"argument {field}="
+            if field in given
+            else f"environment variable {ENV_PREFIX}{field.upper()}"
+        )
+        lines.append(f"  {source}: {error['msg']} (got {error.get('input')!r})")
+    return "\n".join(lines)

@@ -1,0 +1,164 @@
+"""The store contract: what every backend (SQLite, PostgreSQL, memory) does, and nothing more.
+
+The writer calls :meth:`Store.write` with merged events from one thread; the query API calls
+the read methods from any thread. ``tests/store_contract.py`` tests this contract once, against
+every backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from traceyard.errors import StoreError
+from traceyard.model import (
+    Event,
+    Level,
+    Observation,
+    Score,
+    SessionDetail,
+    SessionSummary,
+    Trace,
+    TraceDetail,
+    TraceStatus,
+    UserSummary,
+)
+
+T = TypeVar("T")
+
+
+class TraceSort(str, Enum):
+    START_TIME = "start_time"
+    LATENCY = "latency"
+    COST = "cost"
+    TOKENS = "tokens"
+
+
+class TraceQuery(BaseModel):
+    """Filters, sort and page of a trace listing. Every filter is optional and they combine
+    with AND; the same query drives listing and delete-by-filter."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project: str | None = None
+    name: str | None = Field(None, description="Substring of the trace name (case-insensitive).")
+    user_id: str | None = None
+    session_id: str | None = None
+    tags: list[str] = Field(default_factory=list, description="The trace has all of these.")
+    status: TraceStatus | None = None
+    level: Level | None = Field(None, description="Some observation has this level.")
+    start_after: datetime | None = None
+    start_before: datetime | None = None
+    min_latency_ms: float | None = None
+    max_latency_ms: float | None = None
+    min_cost: float | None = None
+    model: str | None = Field(None, description="Some generation used this model.")
+    metadata: dict[str, str] = Field(
+        default_factory=dict, description="Trace metadata key equals value (as text)."
+    )
+    text: str | None = Field(None, description="Substring of the name, input or output.")
+    sort: TraceSort = TraceSort.START_TIME
+    descending: bool = True
+    limit: int = Field(50, ge=1, le=1000)
+    cursor: str | None = None
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of results; ``next_cursor`` is None on the last page."""
+
+    data: list[T]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreCounts:
+    """Sizes a status page shows; cheap to get (no scan that grows with the data)."""
+
+    backend: str
+    traces: int
+    observations: int
+    scores: int
+    size_bytes: int
+    location: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where traces live. Writes are idempotent upserts keyed by ids, so a retried batch never
+    duplicates anything."""
+
+    backend: str
+
+    def write(self, events: Sequence[Event]) -> None:
+        """Apply events (in order, with the merge rules of :class:`Event`) in one transaction.
+
+        Creates a trace row for any observation or score whose trace does not exist yet, and
+        recomputes the derived totals of every trace touched.
+        """
+        ...
+
+    def get_trace(self, trace_id: str) -> TraceDetail | None: ...
+
+    def get_observation(self, observation_id: str) -> Observation | None: ...
+
+    def list_traces(self, query: TraceQuery) -> Page[Trace]: ...
+
+    def list_sessions(
+        self, project: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[SessionSummary]: ...
+
+    def get_session(self, session_id: str, project: str | None = None) -> SessionDetail | None: ...
+
+    def list_users(
+        self, project: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[UserSummary]: ...
+
+    def list_scores(
+        self,
+        trace_id: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[Score]: ...
+
+    def delete_traces(self, trace_ids: Sequence[str]) -> int:
+        """Delete traces with their observations, scores and payloads; returns how many."""
+        ...
+
+    def delete_where(self, query: TraceQuery) -> int:
+        """Delete every trace the query matches (ignoring its limit and cursor)."""
+        ...
+
+    def counts(self) -> StoreCounts: ...
+
+    def close(self) -> None:
+        """Release connections; idempotent. Reads or writes afterwards raise StoreClosedError."""
+        ...
+
+
+# ----------------------------------------------------------------------------- cursors
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    """An opaque keyset cursor: the sort key and id of the last row of a page."""
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int) -> list[Any]:
+    """Inverse of :func:`encode_cursor`; a malformed cursor is a :class:`StoreError`."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"malformed cursor {cursor!r}") from exc
+    if not isinstance(values, list) or len(values) != size:
+        raise StoreError(f"malformed cursor {cursor!r}")
+    return values
