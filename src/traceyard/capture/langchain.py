@@ -124,8 +124,10 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
         self.tracer.emit(
             run, Event(Entity.OBSERVATION, observation_id, trace_id, run.project, fields)
         )
-        if observation is not None and observation.parent_id is None and "output" in fields:
-            self.tracer.emit_trace(run, {"output": fields["output"]})
+        if observation is not None and observation.parent_id is None:
+            attrs = {k: fields[k] for k in ("input", "output") if k in fields}
+            if attrs:
+                self.tracer.emit_trace(run, attrs)
 
     def _forget(self, run_id: UUID) -> ActiveObservation | None:
         self._models.pop(run_id, None)
@@ -166,7 +168,7 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
                 parent_run_id,
                 ObservationType.CHAIN,
                 name,
-                {"input": inputs},
+                {"input": _lc(inputs)},
                 tags,
                 metadata,
             )
@@ -175,7 +177,10 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
         self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
     ) -> None:
         with guard.guarded("langchain.on_chain_end"):
-            self._end(run_id, parent_run_id, {"output": outputs})
+            fields = {"output": _lc(outputs)}
+            if kwargs.get("inputs") is not None:  # streaming runs learn their input at the end
+                fields["input"] = _lc(kwargs["inputs"])
+            self._end(run_id, parent_run_id, fields)
 
     def on_chain_error(
         self,
@@ -279,14 +284,14 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
     ) -> None:
         with guard.guarded("langchain.on_tool_start"):
             name = kwargs.get("name") or _serialized_name(serialized) or "tool"
-            fields = {"input": inputs if inputs is not None else input_str}
+            fields = {"input": _lc(inputs) if inputs is not None else input_str}
             self._start(run_id, parent_run_id, ObservationType.TOOL, name, fields, tags, metadata)
 
     def on_tool_end(
         self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
     ) -> None:
         with guard.guarded("langchain.on_tool_end"):
-            self._end(run_id, parent_run_id, {"output": output})
+            self._end(run_id, parent_run_id, {"output": _lc(output)})
 
     def on_tool_error(
         self,
@@ -523,11 +528,43 @@ def _usage_and_model(response: Any) -> tuple[dict[str, int | float], str | None]
     return normalize_usage(usage_raw) if usage_raw else {}, model
 
 
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+_MAX_DEPTH = 20
+
+
+def _lc(value: Any) -> Any:
+    """Defer converting a chain's input/output (messages inside become chat messages)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return Lazy(_lc_json, value)
+
+
+def _lc_json(value: Any, depth: int = 0) -> Any:
+    """LangChain values as plain JSON: messages, prompt values and documents made readable."""
+    if depth > _MAX_DEPTH or value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _lc_json(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lc_json(v, depth + 1) for v in value]
+    if hasattr(value, "content") and hasattr(value, "type") and hasattr(value, "model_dump"):
+        return _message_json(value)
+    to_messages = getattr(value, "to_messages", None)
+    if callable(to_messages):  # a PromptValue
+        return {"messages": [_message_json(m) for m in to_messages()]}
+    if hasattr(value, "page_content"):
+        return _documents_json([value])[0]
+    return value
+
+
 def _message_json(message: Any) -> dict[str, Any]:
     """A LangChain message as a plain chat message: role, content, tool calls."""
-    role = {"human": "user", "ai": "assistant"}.get(getattr(message, "type", ""))
+    kind = str(getattr(message, "type", "") or "")
+    if kind.endswith("MessageChunk"):
+        kind = kind[: -len("MessageChunk")].lower()
+    role = _ROLES.get(kind) or getattr(message, "role", None) or kind or "unknown"
     result: dict[str, Any] = {
-        "role": role or getattr(message, "role", None) or getattr(message, "type", "unknown"),
+        "role": role,
         "content": getattr(message, "content", None),
     }
     for attr in ("name", "tool_call_id"):

@@ -70,6 +70,69 @@ class TraceQuery(BaseModel):
     cursor: str | None = None
 
 
+class TimeseriesGroup(str, Enum):
+    MODEL = "model"
+    NAME = "name"
+
+
+class TimeseriesQuery(BaseModel):
+    """Aggregates per time bucket over traces that start in [start, end)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project: str | None = None
+    start: datetime
+    end: datetime
+    interval_s: int = Field(3600, ge=1)
+    group_by: TimeseriesGroup | None = Field(
+        None, description="Break down by generation model or by trace name."
+    )
+
+
+class TimeseriesPoint(BaseModel):
+    bucket_start: datetime
+    group: str | None = None
+    traces: int = 0
+    observations: int = 0
+    errors: int = 0
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    total_tokens: float = 0
+    total_cost: float = 0
+
+
+class Prompt(BaseModel):
+    """A version of a managed prompt (Langfuse prompt management). A label is on at most one
+    version of a name; ``latest`` always names the newest version."""
+
+    project: str = "default"
+    name: str
+    version: int
+    type: str = Field("text", description="text or chat")
+    prompt: Any
+    config: dict[str, Any] = Field(default_factory=dict)
+    labels: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    commit_message: str | None = None
+    created_at: datetime | None = None
+
+
+class MediaRecord(BaseModel):
+    """Bytes an SDK uploaded (images, audio, files), linked to a trace/observation field."""
+
+    id: str
+    project: str = "default"
+    trace_id: str | None = None
+    observation_id: str | None = None
+    field: str | None = None
+    content_type: str
+    content_length: int
+    sha256: str
+    data: bytes | None = None
+    created_at: datetime | None = None
+    uploaded_at: datetime | None = None
+
+
 class Page(BaseModel, Generic[T]):
     """One page of results; ``next_cursor`` is None on the last page."""
 
@@ -136,6 +199,46 @@ class Store(Protocol):
     def delete_where(self, query: TraceQuery) -> int:
         """Delete every trace the query matches (ignoring its limit and cursor)."""
         ...
+
+    def prune(self, max_traces: int | None = None, older_than: datetime | None = None) -> int:
+        """Retention: delete traces (oldest first, payloads included) beyond ``max_traces``
+        and/or started before ``older_than``; returns how many were deleted."""
+        ...
+
+    def timeseries(self, query: TimeseriesQuery) -> list[TimeseriesPoint]: ...
+
+    # Prompt management and media are configuration, written directly (not via the queue).
+
+    def save_prompt(
+        self,
+        project: str,
+        name: str,
+        prompt: Any,
+        *,
+        type: str = "text",
+        config: dict[str, Any] | None = None,
+        labels: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        commit_message: str | None = None,
+    ) -> Prompt:
+        """Add the next version of ``name`` (atomically numbered); its labels move to it."""
+        ...
+
+    def get_prompt(
+        self, project: str, name: str, *, version: int | None = None, label: str | None = None
+    ) -> Prompt | None:
+        """By version, else by label, else the version labelled ``production``."""
+        ...
+
+    def list_prompts(self, project: str, name: str | None = None) -> list[Prompt]: ...
+
+    def set_prompt_labels(
+        self, project: str, name: str, version: int, labels: Sequence[str]
+    ) -> Prompt | None: ...
+
+    def save_media(self, media: MediaRecord) -> None: ...
+
+    def get_media(self, media_id: str) -> MediaRecord | None: ...
 
     def counts(self) -> StoreCounts: ...
 
