@@ -1,7 +1,9 @@
 """Turning whatever an app passes as input/output/metadata into JSON, without ever failing.
 
-Runs on the writer thread, not the app's: ``json.dumps`` walks the value in C and calls
-:func:`_fallback` only for objects it does not know.
+Runs on the writer thread, not the app's. orjson walks the value in C (5-10x faster than the
+stdlib on the writer's hot path, bench/writer_ceiling.py) and calls :func:`_fallback` only for
+objects it does not know; anything orjson refuses (ints over 64 bits, very deep nesting) falls
+back to the stdlib encoder, and anything that still fails becomes its ``repr``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from enum import Enum
 from pathlib import PurePath
 from typing import Any
 from uuid import UUID
+
+import orjson
 
 _MAX_REPR = 10_000
 
@@ -37,8 +41,15 @@ class Lazy:
         return self.fn(self.arg)
 
 
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
 def dumps(value: Any) -> str:
     """JSON text for any value; unknown objects become their ``repr`` (bounded)."""
+    try:
+        return orjson.dumps(value, default=_fallback, option=_ORJSON_OPTIONS).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        pass
     try:
         return json.dumps(value, default=_fallback, ensure_ascii=False, separators=(",", ":"))
     except (ValueError, TypeError, RecursionError):
@@ -48,7 +59,7 @@ def dumps(value: Any) -> str:
 
 def to_jsonable(value: Any) -> Any:
     """A detached, JSON-compatible copy of ``value`` (used by the in-memory store)."""
-    return json.loads(dumps(value))
+    return orjson.loads(dumps(value))
 
 
 def _fallback(obj: Any) -> Any:

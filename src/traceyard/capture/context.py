@@ -6,6 +6,7 @@ its :class:`RunState`, so a trace is either recorded whole or not at all.
 
 from __future__ import annotations
 
+import os
 import random
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
@@ -13,7 +14,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from traceyard.capture.observation import ActiveObservation
 
-_random = random.Random()  # reseeded in forked children by the random module's own hook
+_random = random.Random()
+if hasattr(os, "register_at_fork"):
+    # A forked child must not replay its parent's ids: reseed it from the OS.
+    os.register_at_fork(after_in_child=_random.seed)
 
 
 def new_trace_id() -> str:

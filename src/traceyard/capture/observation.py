@@ -76,8 +76,6 @@ class ActiveObservation:
             self._ended = True
             fields["end_time"] = time.time_ns()
             self._emit(fields)
-            if self.parent_id is None and fields.get("output") is not None:
-                self._tracer.emit_trace(self.run, {"output": fields["output"]})
 
     def update_trace(self, **attributes: Any) -> None:
         """Set trace-level attributes (user_id, session_id, tags, metadata, release, ...)."""
@@ -92,6 +90,10 @@ class ActiveObservation:
         if "usage" in fields:
             fields["usage"] = normalize_usage(fields["usage"])
         run = self.run
+        if self.parent_id is None:  # a root's input and output are its trace's
+            attrs = {k: fields[k] for k in ("input", "output") if fields.get(k) is not None}
+            if attrs:
+                self._tracer.emit_trace(run, attrs)
         self._tracer.emit(
             run, Event(Entity.OBSERVATION, self.id, run.trace_id, run.project, fields)
         )

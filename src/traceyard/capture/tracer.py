@@ -99,10 +99,12 @@ class Tracer:
     #: ``with Tracer.session(...) as tracer`` / ``async with ...``: create on enter, stop on exit.
     session = create
 
-    def _start_pipeline(self) -> None:
+    def _start_pipeline(self, reuse_store: bool = False) -> None:
         from traceyard.store.factory import open_store
 
-        self.store = self._store_factory() if self._store_factory else open_store(self.settings)
+        if not (reuse_store and self.store is not None):
+            factory = self._store_factory or (lambda: open_store(self.settings))
+            self.store = factory()
         self._queue = EventQueue(self.settings.queue_maxsize, self.settings.worker_batch_size)
         self._writer = Writer(
             self._queue,
@@ -261,10 +263,14 @@ class Tracer:
 
     @property
     def handler(self) -> TraceyardCallbackHandler:
-        """The LangChain callback handler: ``config={"callbacks": [tracer.handler]}``."""
-        if self._handler is None:
-            from traceyard.capture.langchain import TraceyardCallbackHandler
+        """The LangChain callback handler: ``config={"callbacks": [tracer.handler]}``.
 
+        A disabled tracer hands out a no-op handler with every ``ignore_*`` flag set."""
+        if self._handler is None:
+            from traceyard.capture.langchain import NoOpCallbackHandler, TraceyardCallbackHandler
+
+            if not self.enabled:
+                return NoOpCallbackHandler()  # type: ignore[return-value]
             self._handler = TraceyardCallbackHandler(self)
         return self._handler
 
@@ -378,17 +384,28 @@ class Tracer:
 
     # ------------------------------------------------------------------ fork
 
-    def _after_fork_in_child(self) -> None:
-        """A forked child gets a tracer of its own: fresh queue, store connection and thread.
-
-        The parent's queued events stay the parent's to write; the parent's connections are
-        abandoned, not closed (closing an inherited SQLite handle can break the parent's locks).
-        """
-        if self._stopped or not self.enabled:
+    def _before_fork(self) -> None:
+        """Pause the writer and close store connections: none may be carried across fork."""
+        if self._writer is None or self._stopped:
             return
+        self._writer.write_lock.acquire()
+        before_fork = getattr(self.store, "before_fork", None)
+        if before_fork is not None:
+            before_fork()
+
+    def _after_fork_in_parent(self) -> None:
+        if self._writer is not None and self._writer.write_lock.locked():
+            self._writer.write_lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child gets a tracer of its own: a fresh queue and writer thread, and its
+        own store connections. The parent's queued events stay the parent's to write."""
+        if self._writer is None or self._stopped:
+            return
+        self._writer.write_lock.release()
         self._count_lock = threading.Lock()
         self.server = None
-        self._start_pipeline()
+        self._start_pipeline(reuse_store=True)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -425,7 +442,11 @@ def _register_lifecycle_hooks(tracer: Tracer) -> None:
         _hooks_registered = True
         atexit.register(_stop_all_at_exit)
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_reinit_all_after_fork)
+            os.register_at_fork(
+                before=_each_tracer(Tracer._before_fork),
+                after_in_parent=_each_tracer(Tracer._after_fork_in_parent),
+                after_in_child=_each_tracer(Tracer._after_fork_in_child),
+            )
 
 
 def _stop_all_at_exit() -> None:
@@ -434,7 +455,10 @@ def _stop_all_at_exit() -> None:
             tracer.stop(_ATEXIT_STOP_TIMEOUT)
 
 
-def _reinit_all_after_fork() -> None:
-    for tracer in list(_live_tracers):
-        with guard.guarded("fork reinit"):
-            tracer._after_fork_in_child()
+def _each_tracer(method: Callable[[Tracer], None]) -> Callable[[], None]:
+    def run() -> None:
+        for tracer in list(_live_tracers):
+            with guard.guarded(f"fork: {method.__name__}"):
+                method(tracer)
+
+    return run

@@ -1,9 +1,12 @@
-"""Putting translated events on the running tracer's pipeline, honestly.
+"""Putting translated events on the pipeline, honestly.
 
-The ingestion routes must never answer 2xx for data that is then lost. The queue drops (and
-counts) events past its bound, so a request's events are admitted all-or-nothing: if the
-queue has no room for all of them, none is queued and the client is told to retry later
-(429/503 with ``Retry-After``), which every OTLP exporter and Langfuse SDK does.
+The ingestion routes must never answer 2xx for data that is then lost. The tracer's queue
+drops (and counts) events past its bound, so a request's events are admitted all-or-nothing:
+if the queue has no room for all of them, none is queued and the client is told to retry
+later (429/503 with ``Retry-After``), which every OTLP exporter and Langfuse SDK does.
+
+A server without a tracer (``traceyard serve`` over a store other processes write to) has no
+queue: the events are written to the store before the answer, so 2xx still means durable.
 """
 
 from __future__ import annotations
@@ -11,25 +14,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from traceyard.errors import StoreError
 from traceyard.model import Event
+from traceyard.store.base import Store
 
 #: Seconds a client is asked to wait when the queue is full: about one writer batch cycle.
 RETRY_AFTER_S = 1
 
 
-class _Queue(Protocol):
-    maxsize: int
-
-    def put(self, event: Event) -> bool: ...
-
-    def __len__(self) -> int: ...
-
-
 @dataclass
 class IngestStats:
-    """Counters for the status page and /metrics: what the ingestion edge accepted or refused."""
+    """What the ingestion edge accepted or refused (for the status page and /metrics)."""
 
     requests: int = 0
     requests_refused_busy: int = 0
@@ -39,65 +36,75 @@ class IngestStats:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            "requests": self.requests,
-            "requests_refused_busy": self.requests_refused_busy,
-            "events_accepted": self.events_accepted,
-            "events_refused_busy": self.events_refused_busy,
-            "events_rejected_invalid": self.events_rejected_invalid,
-        }
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "requests_refused_busy": self.requests_refused_busy,
+                "events_accepted": self.events_accepted,
+                "events_refused_busy": self.events_refused_busy,
+                "events_rejected_invalid": self.events_rejected_invalid,
+            }
 
 
 @dataclass(frozen=True)
 class Admission:
-    """What happened to a request's events: all queued, or none (the queue was full)."""
+    """All of a request's events were taken (queued or written), or none were."""
 
     accepted: bool
-    queued: int
+    count: int
+    reason: str = ""
     retry_after_s: int = RETRY_AFTER_S
 
 
 class IngestSink:
-    """Admits batches of events to a tracer's queue; one per running app."""
+    """Admits batches of events to a tracer's queue, or straight to a store."""
 
-    def __init__(self, tracer: Any) -> None:
+    def __init__(self, tracer: Any | None, store: Store) -> None:
         self.tracer = tracer
+        self.store = store
         self.stats = IngestStats()
-
-    @property
-    def _queue(self) -> _Queue:
-        queue: _Queue = self.tracer._queue
-        return queue
+        self._write_lock = threading.Lock()
 
     def submit(self, events: Sequence[Event]) -> Admission:
-        """Queue all of ``events``, or none of them when the queue lacks room for all."""
-        queue = self._queue
-        stats = self.stats
-        with stats._lock:
-            stats.requests += 1
-        if getattr(self.tracer, "stopped", False):
-            return self._refuse(len(events))
+        """Take all of ``events``, or none of them (queue full, store down, tracer stopped)."""
+        with self.stats._lock:
+            self.stats.requests += 1
+        if not events:
+            return Admission(True, 0)
+        if self.tracer is None:
+            return self._write_directly(events)
+        if self.tracer.stopped:
+            return self._refuse(len(events), "the server is shutting down")
+        queue = self.tracer._queue
         if len(queue) + len(events) > queue.maxsize:
-            return self._refuse(len(events))
-        queued = 0
-        for event in events:
-            # Concurrent requests may fill the last slots between the check and here; the
-            # queue then counts the overflow as dropped and marks its traces incomplete, and
-            # the client is still told to retry (the events that did land merge idempotently).
+            return self._refuse(len(events), "the write queue is full")
+        for index, event in enumerate(events):
+            # Concurrent requests may take the last slots between the check and here: the
+            # queue then counts the overflow as dropped and marks its traces incomplete; the
+            # client is told to retry, and the events that did land merge idempotently.
             if not queue.put(event):
-                return self._refuse(len(events) - queued)
-            queued += 1
-        with stats._lock:
-            stats.events_accepted += queued
-        return Admission(True, queued)
+                return self._refuse(len(events) - index, "the write queue is full")
+        with self.stats._lock:
+            self.stats.events_accepted += len(events)
+        return Admission(True, len(events))
 
     def count_invalid(self, count: int) -> None:
         if count:
             with self.stats._lock:
                 self.stats.events_rejected_invalid += count
 
-    def _refuse(self, count: int) -> Admission:
+    def _write_directly(self, events: Sequence[Event]) -> Admission:
+        try:
+            with self._write_lock:
+                self.store.write(events)
+        except StoreError as exc:
+            return self._refuse(len(events), f"the store is unavailable: {exc}")
+        with self.stats._lock:
+            self.stats.events_accepted += len(events)
+        return Admission(True, len(events))
+
+    def _refuse(self, count: int, reason: str) -> Admission:
         with self.stats._lock:
             self.stats.requests_refused_busy += 1
             self.stats.events_refused_busy += count
-        return Admission(False, 0)
+        return Admission(False, 0, reason)

@@ -53,6 +53,8 @@ class Writer:
         self.batches_written = 0
         self.latencies_ms: deque[float] = deque(maxlen=1000)
         self.last_error: str | None = None
+        #: held while a batch is written; fork() takes it so no write spans the fork
+        self.write_lock = threading.Lock()
         self._stopping = threading.Event()
         self._deadline = float("inf")
         self._thread: threading.Thread | None = None
@@ -162,7 +164,8 @@ class Writer:
         while True:
             started = time.perf_counter()
             try:
-                self.store.write(events)
+                with self.write_lock:
+                    self.store.write(events)
             except StoreUnavailableError as exc:
                 self.last_error = str(exc)
                 if self._stopping.is_set() and self._past_deadline():

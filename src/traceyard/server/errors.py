@@ -8,7 +8,7 @@ an internal error, so clients (the UI, scripts) handle errors one way.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -84,7 +84,7 @@ def error_response(
     status: int,
     message: str,
     details: Sequence[ErrorDetail] = (),
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(error_body(status, message, details), status_code=status, headers=headers)
 

@@ -5,17 +5,15 @@ Everything here is plain Python on the writer thread; the backends only add thei
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from traceyard._internal.compress import compress, decompress
 from traceyard._internal.serialize import dumps
 from traceyard.cost.pricing import PriceTable
 from traceyard.model import Entity, Event, merge_fields
 
-#: zlib level 1: most of the size win at a fraction of the CPU of the default level.
-_COMPRESS_LEVEL = 1
 
 TRACE_COLUMNS = (
     "id",
@@ -105,7 +103,7 @@ class RowBatch:
     traces: list[tuple[Any, ...]] = field(default_factory=list)
     observations: list[tuple[Any, ...]] = field(default_factory=list)
     scores: list[tuple[Any, ...]] = field(default_factory=list)
-    #: (owner id, field, zlib-compressed JSON) for payloads above the blob threshold
+    #: (owner id, field, compressed JSON) for payloads above the blob threshold
     payloads: list[tuple[str, str, bytes]] = field(default_factory=list)
     #: every trace an event touched, with the project to create it under if it is new
     trace_projects: dict[str, str] = field(default_factory=dict)
@@ -142,7 +140,7 @@ class RowBuilder:
         text = dumps(fields[key])
         if len(text) <= self.blob_threshold_bytes:
             return text, None
-        batch.payloads.append((owner, name, zlib.compress(text.encode(), _COMPRESS_LEVEL)))
+        batch.payloads.append((owner, name, compress(text.encode())))
         return None, 1
 
     def _trace_row(self, event: Event, batch: RowBatch) -> tuple[Any, ...]:
@@ -261,5 +259,5 @@ def _enum_value(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-def decompress(data: bytes) -> str:
-    return zlib.decompress(data).decode()
+def decompress_text(data: bytes) -> str:
+    return decompress(data).decode()

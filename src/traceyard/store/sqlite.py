@@ -3,7 +3,8 @@
 One writer (the pipeline's thread) and any number of readers, each on its own connection:
 WAL lets readers run while a batch commits. Several processes may write to the same file;
 ``BEGIN IMMEDIATE`` plus a busy timeout serialises them, and a batch that still cannot get the
-lock raises to the writer, which keeps it and retries (it never reaches the app).
+lock raises :class:`StoreUnavailableError` to the writer, which keeps it and retries (it never
+reaches the app).
 
 We use the ``sqlite3`` driver directly rather than SQLAlchemy Core: the writer's ceiling
 (bench/writer_ceiling.py) is measured against plain ``executemany`` and every layer between
@@ -16,27 +17,31 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from traceyard._internal.serialize import dumps
 from traceyard.cost.pricing import PriceTable
-from traceyard.errors import StoreClosedError, StoreError
+from traceyard.errors import StoreClosedError, StoreError, StoreUnavailableError
 from traceyard.model import (
     Event,
     Level,
     Observation,
-    ObservationType,
     Score,
     SessionDetail,
     SessionSummary,
     Trace,
     TraceDetail,
-    TraceStatus,
     UserSummary,
+    datetime_to_ns,
     ns_to_datetime,
 )
+from traceyard.store import _convert as convert
+from traceyard.store._prompts import DEFAULT_LABEL, plan_new_version, plan_set_labels
 from traceyard.store._rows import (
     OBSERVATION_COLUMNS,
     SCORE_COLUMNS,
@@ -44,13 +49,17 @@ from traceyard.store._rows import (
     RowBatch,
     RowBuilder,
     cost_total,
-    decompress,
+    decompress_text,
 )
 from traceyard.store.base import (
+    MediaRecord,
     Page,
+    Prompt,
     StoreCounts,
+    TimeseriesGroup,
+    TimeseriesPoint,
+    TimeseriesQuery,
     TraceQuery,
-    TraceSort,
     decode_cursor,
     encode_cursor,
 )
@@ -60,6 +69,9 @@ DB_FILENAME = "traceyard.db"
 
 # Each pragma, and why:
 _PRAGMAS = (
+    # Deleted rows give their pages back to the file system after prune/delete (see
+    # _reclaim). Only takes effect on a new database, so it must come before journal_mode.
+    "PRAGMA auto_vacuum=INCREMENTAL",
     # Readers never block the writer and the writer never blocks readers.
     "PRAGMA journal_mode=WAL",
     # In WAL mode NORMAL is durable against process crashes (SIGKILL included); only an OS
@@ -72,12 +84,9 @@ _PRAGMAS = (
     "PRAGMA temp_store=MEMORY",
 )
 
-_SORT_COLUMNS = {
-    TraceSort.START_TIME: "start_ns",
-    TraceSort.LATENCY: "latency_ms",
-    TraceSort.COST: "total_cost",
-    TraceSort.TOKENS: "total_tokens",
-}
+#: Rows deleted per transaction by delete_where/prune, so a big delete never holds the write
+#: lock long enough to stall the writer (or another process) past its busy timeout.
+_DELETE_CHUNK = 1000
 
 
 def _upsert_sql(table: str, columns: Sequence[str], merge: dict[str, str]) -> str:
@@ -102,9 +111,17 @@ def _payload_merge(name: str) -> dict[str, str]:
     }
 
 
+# Metadata merges key by key, one level deep, as model.merge_fields does within a batch
+# (json_patch would merge nested objects too and delete keys whose new value is null).
+# json_each loses the JSON-ness of nested values and booleans, hence the CASE.
 _METADATA_MERGE = {
     "metadata": "CASE WHEN excluded.metadata IS NULL THEN metadata WHEN metadata IS NULL "
-    "THEN excluded.metadata ELSE json_patch(metadata, excluded.metadata) END"
+    "THEN excluded.metadata ELSE (SELECT json_group_object(key, CASE type "
+    "WHEN 'true' THEN json('true') WHEN 'false' THEN json('false') "
+    "WHEN 'object' THEN json(value) WHEN 'array' THEN json(value) ELSE value END) FROM ("
+    "SELECT key, value, type FROM json_each(metadata) "
+    "WHERE key NOT IN (SELECT key FROM json_each(excluded.metadata)) "
+    "UNION ALL SELECT key, value, type FROM json_each(excluded.metadata))) END"
 }
 
 _TRACE_UPSERT = _upsert_sql(
@@ -114,9 +131,11 @@ _TRACE_UPSERT = _upsert_sql(
         **_payload_merge("input"),
         **_payload_merge("output"),
         **_METADATA_MERGE,
+        # Union keeping first-seen order: the old tags, then the new ones not already there.
         "tags": "CASE WHEN excluded.tags IS NULL THEN tags WHEN tags IS NULL THEN excluded.tags "
         "ELSE (SELECT json_group_array(value) FROM (SELECT value FROM json_each(traces.tags) "
-        "UNION SELECT value FROM json_each(excluded.tags))) END",
+        "UNION ALL SELECT value FROM json_each(excluded.tags) "
+        "WHERE value NOT IN (SELECT value FROM json_each(traces.tags)))) END",
         "incomplete": "MAX(COALESCE(incomplete, 0), COALESCE(excluded.incomplete, 0))",
     },
 )
@@ -177,7 +196,9 @@ calc AS (
 UPDATE traces SET
     start_ns = calc.start_ns,
     end_ns = calc.end_ns,
-    latency_ms = MAX(calc.end_ns - calc.start_ns, 0) / 1e6,
+    -- 0 (read back as None) while the start or the end is unknown
+    latency_ms = CASE WHEN calc.start_ns > 0 AND calc.end_ns > 0
+                      THEN MAX(calc.end_ns - calc.start_ns, 0) / 1e6 ELSE 0 END,
     observation_count = calc.n,
     open_count = calc.open_n,
     error_count = calc.err_n,
@@ -188,6 +209,67 @@ UPDATE traces SET
                   WHEN calc.err_n > 0 THEN 'error' ELSE 'ok' END
 FROM calc WHERE traces.id = calc.id
 """
+
+# Nearest-rank percentile (the same as PostgreSQL's percentile_disc): the value at rank
+# ceil(p * n) among the n finished traces of a bucket; running traces have no latency yet.
+_TIMESERIES = """
+WITH rows AS (
+    SELECT (t.start_ns - :start) / :interval AS b, {group} AS g,
+           CASE WHEN t.status <> 'running' THEN t.latency_ms END AS lat,
+           t.observation_count AS obs, t.error_count AS err,
+           t.total_tokens AS tokens, t.total_cost AS cost, 1 AS one, t.id AS trace_id
+    FROM traces t
+    WHERE t.start_ns >= :start AND t.start_ns < :end {project}
+),
+ranked AS (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY b, g ORDER BY lat IS NULL, lat) AS rn,
+           COUNT(lat) OVER (PARTITION BY b, g) AS n_lat
+    FROM rows
+)
+SELECT b, g, COUNT(DISTINCT trace_id) AS traces, TOTAL(obs) AS observations,
+       TOTAL(err) AS errors, TOTAL(tokens) AS tokens, TOTAL(cost) AS cost,
+       MAX(CASE WHEN rn = {rank50} THEN lat END) AS p50,
+       MAX(CASE WHEN rn = {rank95} THEN lat END) AS p95
+FROM ranked GROUP BY b, g ORDER BY b, g
+"""
+
+# Grouped by model, a row is a generation (its latency, level, tokens, cost), bucketed by the
+# start of its trace so the per-model series line up with the trace series.
+_TIMESERIES_BY_MODEL = """
+WITH rows AS (
+    SELECT (t.start_ns - :start) / :interval AS b, o.model AS g,
+           (o.end_time - o.start_time) / 1e6 AS lat,
+           1 AS obs, o.level = 'ERROR' AS err, o.total_tokens AS tokens,
+           o.total_cost AS cost, t.id AS trace_id
+    FROM traces t JOIN observations o ON o.trace_id = t.id
+    WHERE t.start_ns >= :start AND t.start_ns < :end AND o.model IS NOT NULL {project}
+),
+ranked AS (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY b, g ORDER BY lat IS NULL, lat) AS rn,
+           COUNT(lat) OVER (PARTITION BY b, g) AS n_lat
+    FROM rows
+)
+SELECT b, g, COUNT(DISTINCT trace_id) AS traces, TOTAL(obs) AS observations,
+       TOTAL(err) AS errors, TOTAL(tokens) AS tokens, TOTAL(cost) AS cost,
+       MAX(CASE WHEN rn = {rank50} THEN lat END) AS p50,
+       MAX(CASE WHEN rn = {rank95} THEN lat END) AS p95
+FROM ranked GROUP BY b, g ORDER BY b, g
+"""
+
+
+def _rank(p: float) -> str:
+    # ceil(p * n_lat) in floating point, exactly as PostgreSQL and the memory store compute it.
+    return f"(CAST({p} * n_lat AS INTEGER) + ({p} * n_lat > CAST({p} * n_lat AS INTEGER)))"
+
+
+def _timeseries_sql(query: TimeseriesQuery) -> str:
+    template = _TIMESERIES_BY_MODEL if query.group_by is TimeseriesGroup.MODEL else _TIMESERIES
+    return template.format(
+        group="t.name" if query.group_by is TimeseriesGroup.NAME else "NULL",
+        project="AND t.project = :project" if query.project is not None else "",
+        rank50=_rank(0.5),
+        rank95=_rank(0.95),
+    )
 
 
 class SQLiteStore:
@@ -209,6 +291,7 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._generation = 0  # bumped by before_fork(): thread-local connections reopen
         self._migrate()
 
     @classmethod
@@ -232,14 +315,32 @@ class SQLiteStore:
         if self._closed:
             raise StoreClosedError("the SQLite store has been closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or self._local.generation != self._generation:
             conn = self._local.conn = self._connect()
+            self._local.generation = self._generation
         return conn
+
+    def before_fork(self) -> None:
+        """Close every connection before ``fork()``; each process then opens its own.
+
+        SQLite keeps per-process lock and WAL-index state: a connection (even a new one in
+        the child, which shares that state) carried across fork can lose commits. The writer
+        is paused while this runs; connections reopen lazily on next use.
+        """
+        with self._lock:
+            connections, self._connections = self._connections, []
+            self._generation += 1
+        for conn in connections:
+            conn.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            # Another process held the write lock past busy_timeout: worth retrying later.
+            raise StoreUnavailableError(f"SQLite database {self.path} is busy: {exc}") from exc
         try:
             yield conn
         except BaseException:
@@ -256,7 +357,7 @@ class SQLiteStore:
                     f"({SCHEMA_VERSION}); upgrade traceyard to read it"
                 )
             for number in range(version, SCHEMA_VERSION):
-                for statement in _split_statements(MIGRATIONS[number]):
+                for statement in split_statements(MIGRATIONS[number]):
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -330,16 +431,15 @@ class SQLiteStore:
         ).fetchall()
         payloads = self._payloads(conn, [trace_id, *(r["id"] for r in obs_rows)])
         scores = [
-            _score(r)
+            convert.score(r)
             for r in conn.execute(
                 "SELECT * FROM scores WHERE trace_id = ? ORDER BY timestamp, id", (trace_id,)
             )
         ]
-        trace = _trace_fields(row, payloads)
         return TraceDetail(
-            **trace,
+            **convert.trace_fields(row, payloads),
             scores=scores,
-            observations=[_observation(r, payloads) for r in obs_rows],
+            observations=[convert.observation(r, payloads) for r in obs_rows],
         )
 
     def get_observation(self, observation_id: str) -> Observation | None:
@@ -347,12 +447,12 @@ class SQLiteStore:
         row = conn.execute("SELECT * FROM observations WHERE id = ?", (observation_id,)).fetchone()
         if row is None:
             return None
-        return _observation(row, self._payloads(conn, [observation_id]))
+        return convert.observation(row, self._payloads(conn, [observation_id]))
 
     def list_traces(self, query: TraceQuery) -> Page[Trace]:
         conn = self._conn()
         where, params = _trace_filters(query)
-        column = _SORT_COLUMNS[query.sort]
+        column = convert.SORT_COLUMNS[query.sort]
         direction = "DESC" if query.descending else "ASC"
         if query.cursor:
             value, last_id = decode_cursor(query.cursor, 2)
@@ -368,7 +468,7 @@ class SQLiteStore:
         payloads = self._payloads(
             conn, [r["id"] for r in page if r["input_ref"] or r["output_ref"]]
         )
-        traces = [Trace(**_trace_fields(r, payloads)) for r in page]
+        traces = [Trace(**convert.trace_fields(r, payloads)) for r in page]
         cursor = encode_cursor([page[-1][column], page[-1]["id"]]) if more else None
         return Page[Trace](data=traces, next_cursor=cursor)
 
@@ -404,36 +504,12 @@ class SQLiteStore:
             if len(rows) > limit
             else None
         )
-        return Page[SessionSummary](data=[_session(r) for r in page], next_cursor=next_cursor)
+        sessions = [convert.session(r, json.loads(r["users"])) for r in page]
+        return Page[SessionSummary](data=sessions, next_cursor=next_cursor)
 
     def get_session(self, session_id: str, project: str | None = None) -> SessionDetail | None:
-        query = TraceQuery(
-            session_id=session_id,
-            project=project,
-            sort=TraceSort.START_TIME,
-            descending=False,
-            limit=1000,
-        )
-        traces: list[Trace] = []
-        while True:
-            page = self.list_traces(query)
-            traces.extend(page.data)
-            if page.next_cursor is None:
-                break
-            query = query.model_copy(update={"cursor": page.next_cursor})
-        if not traces:
-            return None
-        return SessionDetail(
-            id=session_id,
-            project=traces[0].project,
-            trace_count=len(traces),
-            user_ids=sorted({t.user_id for t in traces if t.user_id}),
-            start_time=traces[0].start_time,
-            end_time=max((t.end_time for t in traces if t.end_time), default=None),
-            total_tokens=sum(t.total_tokens for t in traces),
-            total_cost=sum(t.total_cost for t in traces),
-            error_count=sum(1 for t in traces if t.error_count),
-            traces=traces,
+        return convert.session_detail(
+            session_id, _all_pages(self, convert.session_query(session_id, project))
         )
 
     def list_users(
@@ -467,21 +543,7 @@ class SQLiteStore:
             if len(rows) > limit
             else None
         )
-        users = [
-            UserSummary(
-                id=r["user_id"],
-                project=r["project"],
-                trace_count=r["n"],
-                session_count=r["sessions"],
-                first_seen=ns_to_datetime(r["first_ns"]),
-                last_seen=ns_to_datetime(r["last_start"]),
-                total_tokens=r["tokens"],
-                total_cost=r["cost"],
-                error_count=r["errors"] or 0,
-            )
-            for r in page
-        ]
-        return Page[UserSummary](data=users, next_cursor=next_cursor)
+        return Page[UserSummary](data=[convert.user(r) for r in page], next_cursor=next_cursor)
 
     def list_scores(
         self,
@@ -517,7 +579,31 @@ class SQLiteStore:
             if len(rows) > limit
             else None
         )
-        return Page[Score](data=[_score(r) for r in page], next_cursor=next_cursor)
+        return Page[Score](data=[convert.score(r) for r in page], next_cursor=next_cursor)
+
+    def timeseries(self, query: TimeseriesQuery) -> list[TimeseriesPoint]:
+        start, interval = datetime_to_ns(query.start), query.interval_s * 1_000_000_000
+        params = {
+            "start": start,
+            "end": datetime_to_ns(query.end),
+            "interval": interval,
+            "project": query.project,
+        }
+        rows = self._conn().execute(_timeseries_sql(query), params).fetchall()
+        return [
+            TimeseriesPoint(
+                bucket_start=ns_to_datetime(start + r["b"] * interval),
+                group=r["g"],
+                traces=r["traces"],
+                observations=int(r["observations"]),
+                errors=int(r["errors"]),
+                latency_p50_ms=r["p50"],
+                latency_p95_ms=r["p95"],
+                total_tokens=r["tokens"],
+                total_cost=r["cost"],
+            )
+            for r in rows
+        ]
 
     def _payloads(self, conn: sqlite3.Connection, owners: list[str]) -> dict[tuple[str, str], str]:
         if not owners:
@@ -527,7 +613,7 @@ class SQLiteStore:
             "(SELECT value FROM json_each(?))",
             (json.dumps(owners),),
         ).fetchall()
-        return {(r["owner"], r["field"]): decompress(r["data"]) for r in rows}
+        return {(r["owner"], r["field"]): decompress_text(r["data"]) for r in rows}
 
     # ------------------------------------------------------------------ deletes and sizes
 
@@ -542,13 +628,15 @@ class SQLiteStore:
                 " OR owner IN (SELECT value FROM json_each(?1))",
                 (ids,),
             )
-            conn.execute(
-                "DELETE FROM observations WHERE trace_id IN (SELECT value FROM json_each(?))",
-                (ids,),
-            )
-            conn.execute(
-                "DELETE FROM scores WHERE trace_id IN (SELECT value FROM json_each(?))", (ids,)
-            )
+            for table, column in (
+                ("observations", "trace_id"),
+                ("scores", "trace_id"),
+                ("media", "trace_id"),
+            ):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE {column} IN (SELECT value FROM json_each(?))",
+                    (ids,),
+                )
             deleted = conn.execute(
                 "DELETE FROM traces WHERE id IN (SELECT value FROM json_each(?))", (ids,)
             ).rowcount
@@ -556,37 +644,184 @@ class SQLiteStore:
 
     def delete_where(self, query: TraceQuery) -> int:
         where, params = _trace_filters(query)
+        return self._delete_selected(f"SELECT id FROM traces t {_where(where)}", params)
+
+    def prune(self, max_traces: int | None = None, older_than: datetime | None = None) -> int:
+        deleted = 0
+        if older_than is not None:
+            deleted += self._delete_selected(
+                "SELECT id FROM traces WHERE start_ns < ?", [datetime_to_ns(older_than)]
+            )
+        if max_traces is not None:
+            # The newest max_traces stay; everything after them in start order goes.
+            while True:
+                ids = [
+                    r[0]
+                    for r in self._conn().execute(
+                        "SELECT id FROM traces ORDER BY start_ns DESC, id DESC LIMIT ? OFFSET ?",
+                        (_DELETE_CHUNK, max_traces),
+                    )
+                ]
+                if not ids:
+                    break
+                deleted += self.delete_traces(ids)
+        if deleted:
+            self._reclaim()
+        return deleted
+
+    def _delete_selected(self, select_ids: str, params: Sequence[Any]) -> int:
         total = 0
         while True:
-            ids = [
-                r[0]
-                for r in self._conn().execute(
-                    f"SELECT id FROM traces t {_where(where)} LIMIT 1000", params
-                )
-            ]
+            rows = self._conn().execute(f"{select_ids} LIMIT {_DELETE_CHUNK}", params)
+            ids = [r[0] for r in rows]
             if not ids:
                 return total
             total += self.delete_traces(ids)
 
+    def _reclaim(self) -> None:
+        """Give the pages freed by deletes back to the file system (auto_vacuum=INCREMENTAL;
+        a database created before that pragma keeps its free pages for reuse instead)."""
+        self._conn().execute("PRAGMA incremental_vacuum")
+
     def counts(self) -> StoreCounts:
-        conn = self._conn()
-        traces = conn.execute("SELECT COUNT(*) FROM traces").fetchone()[0]
-        observations = conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
-        scores = conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+        counters = dict(self._conn().execute("SELECT name, value FROM counters").fetchall())
         size = sum(
             p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file()
         )
         return StoreCounts(
             backend=self.backend,
-            traces=traces,
-            observations=observations,
-            scores=scores,
+            traces=counters.get("traces", 0),
+            observations=counters.get("observations", 0),
+            scores=counters.get("scores", 0),
             size_bytes=size,
             location=str(self.path),
         )
 
+    # ------------------------------------------------------------------ prompts and media
+
+    def save_prompt(
+        self,
+        project: str,
+        name: str,
+        prompt: Any,
+        *,
+        type: str = "text",
+        config: dict[str, Any] | None = None,
+        labels: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        commit_message: str | None = None,
+    ) -> Prompt:
+        with self._transaction() as conn:
+            existing = self._prompt_labels(conn, project, name)
+            version, own_labels, changes = plan_new_version(existing, labels)
+            self._relabel(conn, project, name, changes)
+            conn.execute(
+                "INSERT INTO prompts (project, name, version, type, prompt, config, labels, tags, "
+                "commit_message, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    project,
+                    name,
+                    version,
+                    type,
+                    dumps(prompt),
+                    dumps(config or {}),
+                    json.dumps(own_labels),
+                    json.dumps(list(dict.fromkeys(tags))),
+                    commit_message,
+                    time.time_ns(),
+                ),
+            )
+            row = self._prompt_row(conn, project, name, version)
+        assert row is not None
+        return convert.prompt(row)
+
+    def get_prompt(
+        self, project: str, name: str, *, version: int | None = None, label: str | None = None
+    ) -> Prompt | None:
+        conn = self._conn()
+        if version is not None:
+            row = self._prompt_row(conn, project, name, version)
+        else:
+            row = conn.execute(
+                "SELECT * FROM prompts WHERE project = ? AND name = ? AND EXISTS "
+                "(SELECT 1 FROM json_each(labels) WHERE value = ?)",
+                (project, name, label or DEFAULT_LABEL),
+            ).fetchone()
+        return convert.prompt(row) if row is not None else None
+
+    def list_prompts(self, project: str, name: str | None = None) -> list[Prompt]:
+        sql, params = "SELECT * FROM prompts WHERE project = ?", [project]
+        if name is not None:
+            sql += " AND name = ?"
+            params.append(name)
+        rows = self._conn().execute(sql + " ORDER BY name, version", params).fetchall()
+        return [convert.prompt(r) for r in rows]
+
+    def set_prompt_labels(
+        self, project: str, name: str, version: int, labels: Sequence[str]
+    ) -> Prompt | None:
+        with self._transaction() as conn:
+            existing = self._prompt_labels(conn, project, name)
+            if version not in existing:
+                return None
+            self._relabel(conn, project, name, plan_set_labels(existing, version, labels))
+            row = self._prompt_row(conn, project, name, version)
+        return convert.prompt(row) if row is not None else None
+
+    def _prompt_labels(
+        self, conn: sqlite3.Connection, project: str, name: str
+    ) -> dict[int, list[str]]:
+        rows = conn.execute(
+            "SELECT version, labels FROM prompts WHERE project = ? AND name = ?", (project, name)
+        ).fetchall()
+        return {r["version"]: json.loads(r["labels"]) for r in rows}
+
+    def _relabel(
+        self, conn: sqlite3.Connection, project: str, name: str, changes: dict[int, list[str]]
+    ) -> None:
+        conn.executemany(
+            "UPDATE prompts SET labels = ? WHERE project = ? AND name = ? AND version = ?",
+            [(json.dumps(labels), project, name, v) for v, labels in changes.items()],
+        )
+
+    def _prompt_row(
+        self, conn: sqlite3.Connection, project: str, name: str, version: int
+    ) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM prompts WHERE project = ? AND name = ? AND version = ?",
+            (project, name, version),
+        ).fetchone()
+        return row
+
+    def save_media(self, media: MediaRecord) -> None:
+        # A re-save (the upload after the metadata) fills gaps; created_at stays the first one.
+        columns = convert.MEDIA_COLUMNS
+        sets = ", ".join(
+            f"{c} = COALESCE(excluded.{c}, {c})" for c in columns if c not in ("id", "created_at")
+        )
+        with self._transaction() as conn:
+            conn.execute(
+                f"INSERT INTO media ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+                f" ON CONFLICT(id) DO UPDATE SET {sets}",
+                convert.media_row(media, time.time_ns()),
+            )
+
+    def get_media(self, media_id: str) -> MediaRecord | None:
+        row = self._conn().execute("SELECT * FROM media WHERE id = ?", (media_id,)).fetchone()
+        return convert.media(row) if row is not None else None
+
 
 # ---------------------------------------------------------------------- query building
+
+
+def _all_pages(store: SQLiteStore, query: TraceQuery) -> list[Trace]:
+    traces: list[Trace] = []
+    while True:
+        page = store.list_traces(query)
+        traces.extend(page.data)
+        if page.next_cursor is None:
+            return traces
+        query = query.model_copy(update={"cursor": page.next_cursor})
 
 
 def _where(clauses: list[str]) -> str:
@@ -616,14 +851,16 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
     if q.level is Level.ERROR:
         add("t.error_count > 0")
     elif q.level is not None:
+        # An observation stored without a level has the default one.
         add(
-            "EXISTS (SELECT 1 FROM observations o WHERE o.trace_id = t.id AND o.level = ?)",
+            "EXISTS (SELECT 1 FROM observations o WHERE o.trace_id = t.id "
+            "AND COALESCE(o.level, 'DEFAULT') = ?)",
             q.level.value,
         )
     if q.start_after is not None:
-        add("t.start_ns >= ?", int(q.start_after.timestamp() * 1e9))
+        add("t.start_ns >= ?", datetime_to_ns(q.start_after))
     if q.start_before is not None:
-        add("t.start_ns < ?", int(q.start_before.timestamp() * 1e9))
+        add("t.start_ns < ?", datetime_to_ns(q.start_before))
     if q.min_latency_ms is not None:
         add("t.latency_ms >= ?", q.min_latency_ms)
     if q.max_latency_ms is not None:
@@ -635,12 +872,19 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
             "EXISTS (SELECT 1 FROM observations o WHERE o.model = ? AND o.trace_id = t.id)", q.model
         )
     for key, value in q.metadata.items():
-        add("CAST(json_extract(t.metadata, ?) AS TEXT) = ?", _json_path(key), value)
+        # JSON booleans compare as true/false (json_extract would give 1/0).
+        add(
+            "(CASE json_type(t.metadata, ?1) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+            "ELSE CAST(json_extract(t.metadata, ?1) AS TEXT) END) = ?".replace("?1", "?"),
+            _json_path(key),
+            _json_path(key),
+            value,
+        )
     if q.text:
         pattern = f"%{_like(q.text)}%"
         add(
-            "(t.name LIKE ?1 ESCAPE '\\' OR t.input LIKE ?1 ESCAPE '\\' "
-            "OR t.output LIKE ?1 ESCAPE '\\')".replace("?1", "?"),
+            "(t.name LIKE ? ESCAPE '\\' OR t.input LIKE ? ESCAPE '\\' "
+            "OR t.output LIKE ? ESCAPE '\\')",
             pattern,
             pattern,
             pattern,
@@ -656,106 +900,14 @@ def _json_path(key: str) -> str:
     return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _split_statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
-
-
-# ---------------------------------------------------------------------- row → model
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _payload(row: sqlite3.Row, payloads: dict[tuple[str, str], str], column: str, name: str) -> Any:
-    if row[f"{column}_ref"]:
-        text = payloads.get((row["id"], name))
-        return None if text is None else json.loads(text)
-    return _loads(row[column])
-
-
-def _trace_fields(row: sqlite3.Row, payloads: dict[tuple[str, str], str]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "project": row["project"],
-        "name": row["name"],
-        "user_id": row["user_id"],
-        "session_id": row["session_id"],
-        "tags": _loads(row["tags"]) or [],
-        "metadata": _loads(row["metadata"]) or {},
-        "release": row["release"],
-        "version": row["version"],
-        "environment": row["environment"],
-        "input": _payload(row, payloads, "input", "trace.input"),
-        "output": _payload(row, payloads, "output", "trace.output"),
-        "start_time": ns_to_datetime(row["start_ns"]) if row["start_ns"] else None,
-        "end_time": ns_to_datetime(row["end_ns"]) if row["end_ns"] else None,
-        "status": TraceStatus(row["status"]),
-        "latency_ms": row["latency_ms"],
-        "observation_count": row["observation_count"],
-        "error_count": row["error_count"],
-        "usage": _loads(row["usage"]) or {},
-        "total_tokens": row["total_tokens"],
-        "total_cost": row["total_cost"],
-    }
-
-
-def _observation(row: sqlite3.Row, payloads: dict[tuple[str, str], str]) -> Observation:
-    start, end, first = row["start_time"], row["end_time"], row["completion_start_time"]
-    return Observation(
-        id=row["id"],
-        trace_id=row["trace_id"],
-        parent_id=row["parent_id"],
-        type=ObservationType(row["type"] or "span"),
-        name=row["name"],
-        start_time=ns_to_datetime(start),
-        end_time=ns_to_datetime(end),
-        level=Level(row["level"] or "DEFAULT"),
-        status_message=row["status_message"],
-        input=_payload(row, payloads, "input", "input"),
-        output=_payload(row, payloads, "output", "output"),
-        metadata=_loads(row["metadata"]) or {},
-        model=row["model"],
-        model_parameters=_loads(row["model_parameters"]),
-        usage=_loads(row["usage"]) or {},
-        cost=_loads(row["cost"]) or {},
-        completion_start_time=ns_to_datetime(first),
-        prompt_name=row["prompt_name"],
-        prompt_version=row["prompt_version"],
-        latency_ms=(end - start) / 1e6 if start is not None and end is not None else None,
-        time_to_first_token_ms=(
-            (first - start) / 1e6 if start is not None and first is not None else None
-        ),
-    )
-
-
-def _score(row: sqlite3.Row) -> Score:
-    return Score(
-        id=row["id"],
-        trace_id=row["trace_id"],
-        observation_id=row["observation_id"],
-        session_id=row["session_id"],
-        project=row["project"],
-        name=row["name"],
-        value=row["value"],
-        string_value=row["string_value"],
-        data_type=row["data_type"],
-        source=row["source"],
-        comment=row["comment"],
-        metadata=_loads(row["metadata"]) or {},
-        timestamp=ns_to_datetime(row["timestamp"]),
-    )
-
-
-def _session(row: sqlite3.Row) -> SessionSummary:
-    return SessionSummary(
-        id=row["session_id"],
-        project=row["project"],
-        trace_count=row["n"],
-        user_ids=sorted(u for u in json.loads(row["users"]) if u),
-        start_time=ns_to_datetime(row["first_ns"]),
-        end_time=ns_to_datetime(row["last_ns"]),
-        total_tokens=row["tokens"],
-        total_cost=row["cost"],
-        error_count=row["errors"] or 0,
-    )
+def split_statements(script: str) -> list[str]:
+    """A migration script → its statements (trigger bodies contain ``;`` of their own)."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements

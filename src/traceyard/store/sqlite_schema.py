@@ -103,6 +103,57 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (owner, field)
     ) WITHOUT ROWID;
     """,
+    # 2: cheap counts, prompt management, media uploads.
+    """
+    -- counts() must not scan: triggers keep these in step inside every write transaction.
+    -- An upsert that updates an existing row fires no INSERT trigger, so retries count once.
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO counters (name, value)
+        SELECT 'traces', COUNT(*) FROM traces
+        UNION ALL SELECT 'observations', COUNT(*) FROM observations
+        UNION ALL SELECT 'scores', COUNT(*) FROM scores;
+    CREATE TRIGGER traces_counted AFTER INSERT ON traces
+        BEGIN UPDATE counters SET value = value + 1 WHERE name = 'traces'; END;
+    CREATE TRIGGER traces_uncounted AFTER DELETE ON traces
+        BEGIN UPDATE counters SET value = value - 1 WHERE name = 'traces'; END;
+    CREATE TRIGGER observations_counted AFTER INSERT ON observations
+        BEGIN UPDATE counters SET value = value + 1 WHERE name = 'observations'; END;
+    CREATE TRIGGER observations_uncounted AFTER DELETE ON observations
+        BEGIN UPDATE counters SET value = value - 1 WHERE name = 'observations'; END;
+    CREATE TRIGGER scores_counted AFTER INSERT ON scores
+        BEGIN UPDATE counters SET value = value + 1 WHERE name = 'scores'; END;
+    CREATE TRIGGER scores_uncounted AFTER DELETE ON scores
+        BEGIN UPDATE counters SET value = value - 1 WHERE name = 'scores'; END;
+
+    CREATE TABLE prompts (
+        project TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        config TEXT,
+        labels TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        commit_message TEXT,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (project, name, version)
+    );
+
+    CREATE TABLE media (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        trace_id TEXT,
+        observation_id TEXT,
+        field TEXT,
+        content_type TEXT NOT NULL,
+        content_length INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        data BLOB,
+        created_at INTEGER NOT NULL,
+        uploaded_at INTEGER
+    );
+    CREATE INDEX media_trace ON media (trace_id) WHERE trace_id IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

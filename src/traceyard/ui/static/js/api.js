@@ -153,13 +153,19 @@ export function liveStream(params, onMessage, onState) {
     const url = new URL("./api/ws", document.baseURI);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     for (const [k, v] of Object.entries(params || {})) if (v) url.searchParams.set(k, v);
-    if (memoryToken) url.searchParams.set("token", memoryToken);
     onState && onState("connecting");
     try {
-      socket = new WebSocket(url);
+      // The token travels as a subprotocol (kept out of URLs and logs); "traceyard" is the
+      // one the server selects. A token that is not a valid protocol token goes as ?token=.
+      socket = memoryToken ? new WebSocket(url, ["traceyard", `traceyard.bearer.${memoryToken}`]) : new WebSocket(url);
     } catch (_e) {
-      schedule();
-      return;
+      try {
+        url.searchParams.set("token", memoryToken);
+        socket = new WebSocket(url);
+      } catch (_e2) {
+        schedule();
+        return;
+      }
     }
     socket.addEventListener("open", () => {
       retry = 0;

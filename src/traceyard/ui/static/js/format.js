@@ -17,6 +17,7 @@ export function preciseTime(value) {
 
 export function duration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return "–";
+  if (ms === 0) return "0";
   if (ms < 1) return `${ms.toFixed(2)}ms`;
   if (ms < 1000) return `${Math.round(ms)}ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)}s`;
@@ -37,11 +38,14 @@ export function cost(usd) {
   if (usd === null || usd === undefined) return "–";
   if (usd === 0) return "$0";
   const a = Math.abs(usd);
-  if (a < 0.0001) return `$${usd.toExponential(1)}`;
-  if (a < 0.01) return `$${usd.toFixed(5)}`;
-  if (a < 1) return `$${usd.toFixed(4)}`;
-  if (a < 1000) return `$${usd.toFixed(2)}`;
-  return `$${Math.round(usd).toLocaleString("en-US")}`;
+  if (a < 0.000001) return "<$0.000001";
+  if (a >= 1000) return `$${Math.round(usd).toLocaleString("en-US")}`;
+  if (a >= 1) return `$${usd.toFixed(2)}`;
+  // Two significant digits past the leading zeros, at least cents: $0.00027, $0.0336, $0.90.
+  const decimals = Math.max(2, 1 - Math.floor(Math.log10(a)));
+  let text = usd.toFixed(decimals);
+  while (text.endsWith("0") && text.split(".")[1].length > 2) text = text.slice(0, -1);
+  return `$${text}`;
 }
 
 export function count(n) {

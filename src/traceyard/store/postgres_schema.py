@@ -1,0 +1,170 @@
+"""PostgreSQL schema, as an ordered list of migrations; ``traceyard_schema.version`` counts those
+applied. Never edit a released migration: append a new one.
+
+It mirrors the SQLite schema (same columns, same derived columns) with PostgreSQL types:
+structured JSON (tags, metadata, usage, cost, model parameters) is ``jsonb`` so filters can
+use containment and GIN indexes; inputs and outputs are JSON *text*, because they are opaque
+payloads: ``jsonb`` would reorder their keys, reject ``\\u0000`` and parse every payload on the
+hot write path, only for substring search, which works on text. Ids are ``COLLATE "C"``: byte
+order, so keyset cursors and ties sort exactly as on SQLite, and comparisons skip ICU/libc.
+"""
+
+from __future__ import annotations
+
+#: Applied in order, each in the migrating transaction (under the advisory lock).
+MIGRATIONS: list[str] = [
+    # 1: the core tables (what SQLite's first migration has).
+    """
+    CREATE TABLE traces (
+        id text COLLATE "C" PRIMARY KEY,
+        project text NOT NULL,
+        name text,
+        user_id text COLLATE "C",
+        session_id text COLLATE "C",
+        tags jsonb,
+        metadata jsonb,
+        release text,
+        version text,
+        environment text,
+        input text,
+        input_ref smallint,
+        output text,
+        output_ref smallint,
+        start_time bigint,
+        end_time bigint,
+        incomplete smallint,
+        -- derived (recomputed from the observations after every write)
+        start_ns bigint NOT NULL DEFAULT 0,
+        end_ns bigint NOT NULL DEFAULT 0,
+        latency_ms double precision NOT NULL DEFAULT 0,
+        status text NOT NULL DEFAULT 'running',
+        observation_count integer NOT NULL DEFAULT 0,
+        open_count integer NOT NULL DEFAULT 0,
+        error_count integer NOT NULL DEFAULT 0,
+        usage jsonb,
+        total_tokens double precision NOT NULL DEFAULT 0,
+        total_cost double precision NOT NULL DEFAULT 0
+    );
+    -- keyset pagination: one index per sort, id breaking ties
+    CREATE INDEX traces_start ON traces (start_ns DESC, id DESC);
+    CREATE INDEX traces_project_start ON traces (project, start_ns DESC, id DESC);
+    CREATE INDEX traces_latency ON traces (latency_ms DESC, id DESC);
+    CREATE INDEX traces_cost ON traces (total_cost DESC, id DESC);
+    CREATE INDEX traces_tokens ON traces (total_tokens DESC, id DESC);
+    -- sessions and users pages, and their detail views
+    CREATE INDEX traces_session ON traces (session_id, start_ns) WHERE session_id IS NOT NULL;
+    CREATE INDEX traces_user ON traces (user_id, start_ns) WHERE user_id IS NOT NULL;
+    -- "has all these tags": tags @> '["a","b"]'
+    CREATE INDEX traces_tags ON traces USING gin (tags jsonb_path_ops);
+
+    CREATE TABLE observations (
+        id text COLLATE "C" PRIMARY KEY,
+        trace_id text COLLATE "C" NOT NULL,
+        parent_id text,
+        type text,
+        name text,
+        start_time bigint,
+        end_time bigint,
+        level text,
+        status_message text,
+        input text,
+        input_ref smallint,
+        output text,
+        output_ref smallint,
+        metadata jsonb,
+        model text,
+        model_parameters jsonb,
+        usage jsonb,
+        cost jsonb,
+        cost_source text,
+        total_tokens double precision,
+        total_cost double precision,
+        completion_start_time bigint,
+        prompt_name text,
+        prompt_version integer
+    );
+    -- a trace's tree in order, and the per-batch recompute of its totals
+    CREATE INDEX observations_trace ON observations (trace_id, start_time);
+    -- "some generation used this model" and the per-model timeseries
+    CREATE INDEX observations_model ON observations (model, trace_id) WHERE model IS NOT NULL;
+
+    CREATE TABLE scores (
+        id text COLLATE "C" PRIMARY KEY,
+        trace_id text COLLATE "C",
+        observation_id text,
+        session_id text,
+        project text NOT NULL,
+        name text NOT NULL,
+        value double precision,
+        string_value text,
+        data_type text NOT NULL,
+        source text NOT NULL,
+        comment text,
+        metadata jsonb,
+        timestamp bigint
+    );
+    CREATE INDEX scores_trace ON scores (trace_id);
+    CREATE INDEX scores_recent ON scores ((COALESCE(timestamp, 0)) DESC, id DESC);
+    CREATE INDEX scores_session ON scores (session_id) WHERE session_id IS NOT NULL;
+
+    -- Inputs and outputs above blob_threshold_bytes, compressed, off the hot rows.
+    CREATE TABLE payloads (
+        owner text COLLATE "C" NOT NULL,
+        field text NOT NULL,
+        data bytea NOT NULL,
+        PRIMARY KEY (owner, field)
+    );
+    """,
+    # 2: cheap counts, prompt management, media uploads (SQLite's second migration).
+    """
+    -- counts() must not scan. Each writer adds what its transaction inserted or deleted to
+    -- one of 64 shards (chosen by backend pid), so writers in several processes rarely wait
+    -- on the same counter row; counts() sums at most 64 rows.
+    CREATE TABLE counters (
+        shard integer PRIMARY KEY,
+        traces bigint NOT NULL DEFAULT 0,
+        observations bigint NOT NULL DEFAULT 0,
+        scores bigint NOT NULL DEFAULT 0
+    );
+    INSERT INTO counters (shard, traces, observations, scores) VALUES (
+        0,
+        (SELECT COUNT(*) FROM traces),
+        (SELECT COUNT(*) FROM observations),
+        (SELECT COUNT(*) FROM scores)
+    );
+
+    CREATE TABLE prompts (
+        project text NOT NULL,
+        name text NOT NULL,
+        version integer NOT NULL,
+        type text NOT NULL,
+        prompt jsonb NOT NULL,
+        config jsonb,
+        labels jsonb NOT NULL,
+        tags jsonb NOT NULL,
+        commit_message text,
+        created_at bigint NOT NULL,
+        PRIMARY KEY (project, name, version)
+    );
+
+    CREATE TABLE media (
+        id text COLLATE "C" PRIMARY KEY,
+        project text NOT NULL,
+        trace_id text COLLATE "C",
+        observation_id text,
+        field text,
+        content_type text NOT NULL,
+        content_length bigint NOT NULL,
+        sha256 text NOT NULL,
+        data bytea,
+        created_at bigint NOT NULL,
+        uploaded_at bigint
+    );
+    CREATE INDEX media_trace ON media (trace_id) WHERE trace_id IS NOT NULL;
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+#: Shards of the counters table (see migration 2).
+COUNTER_SHARDS = 64
