@@ -19,7 +19,7 @@ ANSWER = AIMessage(
         "output_tokens": 8,
         "total_tokens": 33,
         "input_token_details": {"cache_read": 5},
-    },  # fmt: skip
+    },
     response_metadata={"model_name": "gpt-4o-mini"},
 )
 

@@ -44,8 +44,11 @@ def run_sync(chain: Any, tracer: traceyard.Tracer, seconds: float) -> dict[str, 
                 chain.invoke({"q": "What is the capital of France?"}, config=cfg)
             samples.append((time.perf_counter() - start) / BLOCK)
         invokes += BLOCK
-    return {"traced_ms": _median_block_ms(traced), "untraced_ms": _median_block_ms(untraced),
-            "traced_invokes": invokes}  # fmt: skip
+    return {
+        "traced_ms": _median_block_ms(traced),
+        "untraced_ms": _median_block_ms(untraced),
+        "traced_invokes": invokes,
+    }
 
 
 def run_async(chain: Any, tracer: traceyard.Tracer, seconds: float) -> dict[str, float]:
@@ -63,8 +66,11 @@ def run_async(chain: Any, tracer: traceyard.Tracer, seconds: float) -> dict[str,
                     await chain.ainvoke({"q": "What is the capital of France?"}, config=cfg)
                 samples.append((time.perf_counter() - start) / BLOCK)
             invokes += BLOCK
-        return {"traced_ms": _median_block_ms(traced),
-                "untraced_ms": _median_block_ms(untraced), "traced_invokes": invokes}  # fmt: skip
+        return {
+            "traced_ms": _median_block_ms(traced),
+            "untraced_ms": _median_block_ms(untraced),
+            "traced_invokes": invokes,
+        }
 
     return asyncio.run(main())
 

@@ -64,9 +64,14 @@ class Workload:
             big = self.rng.random() < BIG_SHARE
             payload: Any = self.rng.choice(self.big_inputs) if big else {"q": f"question {i}"}
             is_llm = i % 3 == 1
-            start = {"parent_id": parent, "type": ObservationType.GENERATION if is_llm
-                     else ObservationType.CHAIN, "name": f"step-{i}", "start_time": now + i,
-                     "input": payload, "metadata": {"langgraph_node": "agent", "step": i}}  # fmt: skip
+            start = {
+                "parent_id": parent,
+                "type": ObservationType.GENERATION if is_llm else ObservationType.CHAIN,
+                "name": f"step-{i}",
+                "start_time": now + i,
+                "input": payload,
+                "metadata": {"langgraph_node": "agent", "step": i},
+            }
             end: dict[str, Any] = {"end_time": now + 1000 + i, "output": {"answer": f"ok {i}"}}
             if is_llm:
                 start["model"] = "gpt-4o-mini"
@@ -134,12 +139,24 @@ def run_raw(seconds: float, batch_size: int) -> float:
             while len(rows) * 2 < batch_size:
                 events = workload.trace_events("default")
                 traces.append((events[0].trace_id, "default"))
-                for start, end in zip(events[::2], events[1::2]):
+                for start, end in zip(events[::2], events[1::2], strict=True):
                     f = {**start.fields, **end.fields}
-                    rows.append((start.id, start.trace_id, f["parent_id"], f["type"].value,
-                                 f["name"], f["start_time"], f["end_time"], json.dumps(f["input"]),
-                                 json.dumps(f["output"]), json.dumps(f["metadata"]), f.get("model"),
-                                 json.dumps(f.get("usage")) if f.get("usage") else None))  # fmt: skip
+                    rows.append(
+                        (
+                            start.id,
+                            start.trace_id,
+                            f["parent_id"],
+                            f["type"].value,
+                            f["name"],
+                            f["start_time"],
+                            f["end_time"],
+                            json.dumps(f["input"]),
+                            json.dumps(f["output"]),
+                            json.dumps(f["metadata"]),
+                            f.get("model"),
+                            json.dumps(f.get("usage")) if f.get("usage") else None,
+                        )
+                    )
             batches.append((traces, rows))
         rows_done = 0
         started = time.perf_counter()

@@ -46,7 +46,7 @@ class LiveServer:
 
     def traces(self, **filters: Any) -> list[TraceDetail]:
         self.flush()
-        page = self.store.list_traces(TraceQuery(project=self.project, limit=1000, **filters))
+        page = self.store.list_traces(TraceQuery(limit=1000, **filters))  # every project
         details = [self.store.get_trace(trace.id) for trace in page.data]
         return [detail for detail in details if detail is not None]
 

@@ -114,9 +114,11 @@ def test_chain_tree_is_stored_exactly(tracer: traceyard.Tracer) -> None:
 
     # the tree: every observation hangs where LangChain ran it
     assert _path(detail, obs["GenericFakeChatModel"]) == [
-        "bench", "RunnableParallel<answer,shout,reverse>", "RunnableSequence",
+        "bench",
+        "RunnableParallel<answer,shout,reverse>",
+        "RunnableSequence",
         "GenericFakeChatModel",
-    ]  # fmt: skip
+    ]
     assert _path(detail, obs["shout"])[-2:] == ["RunnableLambda", "shout"]
     assert _path(detail, obs["StrOutputParser"])[-2:] == ["RunnableSequence", "StrOutputParser"]
     roots = [o for o in detail.observations if o.parent_id is None]
@@ -144,8 +146,12 @@ def test_chain_tree_is_stored_exactly(tracer: traceyard.Tracer) -> None:
 
     # usage in disjoint buckets (30 in = 20 fresh + 10 cached; 8 out = 5 + 3 reasoning)
     assert generation.usage == {
-        "input": 20, "cache_read": 10, "output": 5, "reasoning": 3, "total": 38,
-    }  # fmt: skip
+        "input": 20,
+        "cache_read": 10,
+        "output": 5,
+        "reasoning": 3,
+        "total": 38,
+    }
     assert generation.model == "gpt-4o-mini"
     expected_cost = PriceTable.default().cost("gpt-4o-mini", generation.usage)
     assert expected_cost is not None
@@ -312,9 +318,16 @@ def test_disabled_tracer_is_inert(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     handler = tracer.handler
     assert all(
         getattr(handler, flag)
-        for flag in ("ignore_llm", "ignore_chain", "ignore_agent", "ignore_retriever",
-                     "ignore_retry", "ignore_chat_model", "ignore_custom_event")
-    )  # fmt: skip
+        for flag in (
+            "ignore_llm",
+            "ignore_chain",
+            "ignore_agent",
+            "ignore_retriever",
+            "ignore_retry",
+            "ignore_chat_model",
+            "ignore_custom_event",
+        )
+    )
     tracer.install()
     bench_chain().invoke({"q": "nothing"}, config={"callbacks": [handler]})
     with tracer.span("s") as span:
@@ -334,12 +347,20 @@ def test_many_runs_in_threads_and_tasks_keep_their_own_trees(tracer: traceyard.T
 
     chain = bench_chain(_model(200))
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda i: chain.invoke({"q": f"t{i}"},
-                                             config={"callbacks": [tracer.handler]}), range(8)))  # fmt: skip
+        list(
+            pool.map(
+                lambda i: chain.invoke({"q": f"t{i}"}, config={"callbacks": [tracer.handler]}),
+                range(8),
+            )
+        )
 
     async def many() -> None:
-        await asyncio.gather(*(chain.ainvoke({"q": f"a{i}"}, config={"callbacks": [tracer.handler]})
-                               for i in range(8)))  # fmt: skip
+        await asyncio.gather(
+            *(
+                chain.ainvoke({"q": f"a{i}"}, config={"callbacks": [tracer.handler]})
+                for i in range(8)
+            )
+        )
 
     asyncio.run(many())
     assert tracer.flush(10) == 0

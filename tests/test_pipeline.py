@@ -201,8 +201,12 @@ def _run_python(code: str, *args: str, timeout: float = 60) -> subprocess.Comple
     env = {**os.environ, "PYTHONPATH": SRC, "TRACEYARD_START_SERVER": "false"}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *args],
-        env=env, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 _WRITER_CHILD = """
@@ -228,7 +232,7 @@ def test_two_processes_trace_into_one_data_dir(data_dir: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for tag in ("a", "b")
     ]
     for proc in procs:
@@ -249,8 +253,11 @@ def test_sigkill_while_writing_keeps_a_sound_db_with_every_committed_batch(
     env = {**os.environ, "PYTHONPATH": SRC}
     proc = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(_WRITER_CHILD), str(data_dir), "k", "1000000"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     durable = 0
     for line in proc.stdout:

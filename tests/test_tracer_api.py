@@ -38,15 +38,28 @@ def test_spans_generations_events_nest(tracer: traceyard.Tracer) -> None:
         with tracer.generation(
             "llm", model="gpt-4o", model_parameters={"temperature": 0.2}, input=[{"role": "user"}]
         ) as gen:
-            gen.update(output="ok", usage={"prompt_tokens": 100, "completion_tokens": 20,
-                                           "prompt_tokens_details": {"cached_tokens": 40}})  # fmt: skip
+            gen.update(
+                output="ok",
+                usage={
+                    "prompt_tokens": 100,
+                    "completion_tokens": 20,
+                    "prompt_tokens_details": {"cached_tokens": 40},
+                },
+            )
         tracer.event("checkpoint", input={"step": 1}, level=Level.WARNING)
         with tracer.span("tool", as_type=ObservationType.TOOL) as tool_span:
             tool_span.update(metadata={"a": 1})
             tool_span.update(metadata={"b": 2})
         root.update(output={"done": True})
-        root.update_trace(user_id="u", session_id="s", tags=["x"], release="1.2",
-                          version="v3", environment="prod", metadata={"k": "v"})  # fmt: skip
+        root.update_trace(
+            user_id="u",
+            session_id="s",
+            tags=["x"],
+            release="1.2",
+            version="v3",
+            environment="prod",
+            metadata={"k": "v"},
+        )
     detail = _one(tracer)
     by_name = {o.name: o for o in detail.observations}
     assert by_name["agent"].type is ObservationType.AGENT and by_name["agent"].parent_id is None
@@ -58,8 +71,13 @@ def test_spans_generations_events_nest(tracer: traceyard.Tracer) -> None:
     assert by_name["checkpoint"].start_time == by_name["checkpoint"].end_time
     assert by_name["checkpoint"].level is Level.WARNING
     assert by_name["tool"].metadata == {"a": 1, "b": 2}
-    assert (detail.user_id, detail.session_id, detail.release, detail.version,
-            detail.environment) == ("u", "s", "1.2", "v3", "prod")  # fmt: skip
+    assert (
+        detail.user_id,
+        detail.session_id,
+        detail.release,
+        detail.version,
+        detail.environment,
+    ) == ("u", "s", "1.2", "v3", "prod")
     assert detail.tags == ["x"] and detail.metadata == {"k": "v"}
     assert detail.input == {"task": "t"} and detail.output == {"done": True}
     assert detail.status is TraceStatus.OK
@@ -185,13 +203,13 @@ def test_update_current_helpers(tracer: traceyard.Tracer) -> None:
 
 
 def test_session_and_trace_context_managers(data_dir: Path) -> None:
-    with traceyard.Tracer.session(data_dir=data_dir, start_server=False) as tracer:
-        with tracer.span("in-session"):
+    with traceyard.Tracer.session(data_dir=data_dir, start_server=False) as tracer:  # noqa: SIM117
+        with tracer.span("in-session"):  # the span needs the tracer made on the line above
             pass
     assert tracer.stopped
 
     async def run() -> None:
-        async with traceyard.Tracer.session(data_dir=data_dir, start_server=False) as t:
+        async with traceyard.Tracer.session(data_dir=data_dir, start_server=False) as t:  # noqa: SIM117
             async with t.span("async-session"):
                 pass
         assert t.stopped
@@ -210,5 +228,8 @@ def test_session_and_trace_context_managers(data_dir: Path) -> None:
     store = SQLiteStore.in_dir(data_dir)
     names = sorted(t.name or "" for t in store.list_traces(TraceQuery()).data)
     store.close()
-    assert names == ["async-session", "in-session",
-                     "test_session_and_trace_context_managers.<locals>.decorated"]  # fmt: skip
+    assert names == [
+        "async-session",
+        "in-session",
+        "test_session_and_trace_context_managers.<locals>.decorated",
+    ]

@@ -11,7 +11,7 @@ from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -25,6 +25,10 @@ from traceyard.store.base import Page, TraceQuery, TraceSort
 router = APIRouter(tags=["traces"])
 
 State = Annotated[ServerState, Depends(get_state)]
+
+
+#: ``key:value`` (the value may contain further colons).
+MetadataPair = Annotated[str, StringConstraints(pattern=r"^[^:]+:")]
 
 
 class Order(str, Enum):
@@ -62,7 +66,8 @@ def trace_query(
     min_cost: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     model: Annotated[str | None, Query(description="Some generation used this model.")] = None,
     metadata: Annotated[
-        list[str], Query(description="Trace metadata key:value (repeatable; all must match).")
+        list[MetadataPair],
+        Query(description="Trace metadata key:value (repeatable; all must match)."),
     ] = [],  # noqa: B006
     text: Annotated[
         str | None, Query(description="Free text over the name, input and output.")

@@ -14,7 +14,6 @@ from traceyard._internal.serialize import dumps
 from traceyard.cost.pricing import PriceTable
 from traceyard.model import Entity, Event, merge_fields
 
-
 TRACE_COLUMNS = (
     "id",
     "project",

@@ -14,6 +14,7 @@ costs GIL time that the traced app would pay for.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 import os
 import sqlite3
 import threading
@@ -89,17 +90,50 @@ _PRAGMAS = (
 _DELETE_CHUNK = 1000
 
 
-def _upsert_sql(table: str, columns: Sequence[str], merge: dict[str, str]) -> str:
+@dataclass(frozen=True)
+class _MultiRowInsert:
+    """An INSERT written with many rows per statement.
+
+    ``executemany`` steps the statement once per row and releases the GIL around every step;
+    while the traced app keeps the GIL busy, each of those hand-offs can wait a whole switch
+    interval. A few hundred rows per statement make a batch a handful of steps instead.
+    """
+
+    head: str
+    tail: str
+    width: int
+
+    def run(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        per_statement = max(1, min(_MAX_ROWS_PER_STATEMENT, _MAX_VARIABLES // self.width))
+        one = "(" + ",".join("?" * self.width) + ")"
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            sql = f"{self.head} VALUES {','.join([one] * len(chunk))} {self.tail}"
+            conn.execute(sql, [value for row in chunk for value in row])
+
+
+_MAX_ROWS_PER_STATEMENT = 500
+_MAX_VARIABLES = 32_000  # SQLite >= 3.32 allows 32,766 bound variables per statement
+
+
+def _upsert_sql(table: str, columns: Sequence[str], merge: dict[str, str]) -> _MultiRowInsert:
     """INSERT ... ON CONFLICT(id) DO UPDATE, where a NULL in the new row keeps the old value."""
     sets = []
     for col in columns:
         if col in ("id", "trace_id", "project"):
             continue
         sets.append(f"{col} = {merge.get(col, f'COALESCE(excluded.{col}, {col})')}")
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-        f"ON CONFLICT(id) DO UPDATE SET {', '.join(sets)}"
+    return _MultiRowInsert(
+        head=f"INSERT INTO {table} ({', '.join(columns)})",
+        tail=f"ON CONFLICT(id) DO UPDATE SET {', '.join(sets)}",
+        width=len(columns),
     )
+
+
+_ENSURE_TRACES = _MultiRowInsert(
+    "INSERT INTO traces (id, project)", "ON CONFLICT(id) DO NOTHING", 2
+)
+_PAYLOADS = _MultiRowInsert("INSERT OR REPLACE INTO payloads (owner, field, data)", "", 3)
 
 
 def _payload_merge(name: str) -> dict[str, str]:
@@ -380,22 +414,11 @@ class SQLiteStore:
             self._apply(conn, batch)
 
     def _apply(self, conn: sqlite3.Connection, batch: RowBatch) -> None:
-        if batch.trace_projects:
-            conn.executemany(
-                "INSERT INTO traces (id, project) VALUES (?, ?) ON CONFLICT(id) DO NOTHING",
-                batch.trace_projects.items(),
-            )
-        if batch.traces:
-            conn.executemany(_TRACE_UPSERT, batch.traces)
-        if batch.observations:
-            conn.executemany(_OBSERVATION_UPSERT, batch.observations)
-        if batch.scores:
-            conn.executemany(_SCORE_UPSERT, batch.scores)
-        if batch.payloads:
-            conn.executemany(
-                "INSERT OR REPLACE INTO payloads (owner, field, data) VALUES (?, ?, ?)",
-                batch.payloads,
-            )
+        _ENSURE_TRACES.run(conn, list(batch.trace_projects.items()))
+        _TRACE_UPSERT.run(conn, batch.traces)
+        _OBSERVATION_UPSERT.run(conn, batch.observations)
+        _SCORE_UPSERT.run(conn, batch.scores)
+        _PAYLOADS.run(conn, batch.payloads)
         if batch.price_later:
             self._price_stored(conn, batch.price_later)
         if batch.trace_projects:
