@@ -34,6 +34,12 @@ function setToken(token) {
 
 let memoryToken = getToken();
 let pendingPrompt = null;
+// Resolved by the first API answer that was not a 401: from then on the token (if the server
+// needs one) is known, so the live stream does not knock without it.
+let markAuthorized;
+const authorized = new Promise((resolve) => {
+  markAuthorized = resolve;
+});
 
 /** Ask for the token once, however many requests are waiting for it. */
 function askForToken(refused) {
@@ -125,6 +131,7 @@ export async function api(path, params, options = {}) {
       refused = true;
       continue;
     }
+    markAuthorized();
     const text = await response.text();
     let body = null;
     try {
@@ -192,7 +199,7 @@ export function liveStream(params, onMessage, onState) {
     timer = setTimeout(open, 500 * 2 ** retry);
   };
 
-  open();
+  authorized.then(open);
   return {
     close() {
       closed = true;
