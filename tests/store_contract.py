@@ -7,6 +7,7 @@ cannot be reached they FAIL with a message saying so; they never skip.
 
 from __future__ import annotations
 
+import atexit
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -51,17 +52,53 @@ def schema_url(schema: str) -> str:
     return f"{PG_ADMIN_URL}?options={quote(f'-csearch_path={schema}')}"
 
 
+#: Schemas already migrated by an earlier test, emptied and handed to the next one: a fresh
+#: schema costs ~0.3 s of DDL per test, emptying one a few milliseconds.
+_spare_schemas: list[str] = []
+
+
 @contextmanager
-def pg_schema() -> Iterator[str]:
-    """A fresh schema for one test, dropped afterwards; yields the URL that uses it."""
-    schema = f"ty_{uuid.uuid4().hex[:12]}"
-    with pg_connect() as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
+def pg_schema(fresh: bool = False) -> Iterator[str]:
+    """A schema of its own for one test (yields the URL that uses it).
+
+    By default a schema left by an earlier test is emptied and reused (every table but the
+    schema version); ``fresh=True`` gives a brand-new empty schema (migration tests).
+    """
+    if _spare_schemas and not fresh:
+        schema = _spare_schemas.pop()
+        with pg_connect() as conn, conn.transaction():
+            tables = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s "
+                "AND tablename <> 'traceyard_schema'",
+                (schema,),
+            ).fetchall()
+            for (table,) in tables:
+                conn.execute(f"DELETE FROM {schema}.{table}")
+    else:
+        schema = f"ty_{uuid.uuid4().hex[:12]}"
+        with pg_connect() as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
     try:
         yield schema_url(schema)
     finally:
-        with pg_connect() as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        if fresh:
+            drop_schema(schema)
+        else:
+            _spare_schemas.append(schema)
+
+
+def drop_schema(schema: str) -> None:
+    with pg_connect() as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@atexit.register
+def _drop_spare_schemas() -> None:
+    while _spare_schemas:
+        try:
+            drop_schema(_spare_schemas.pop())
+        except BaseException:  # the server may be gone by now; nothing to clean then
+            return
 
 
 @contextmanager

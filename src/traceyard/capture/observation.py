@@ -13,7 +13,7 @@ from contextvars import Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from traceyard._internal.guard import guarded
+from traceyard._internal.guard import guarded, report
 from traceyard.capture.context import RunState, current_observation
 from traceyard.cost.usage import normalize_usage
 from traceyard.model import Entity, Event, Level, ObservationType
@@ -63,19 +63,26 @@ class ActiveObservation:
 
     # ------------------------------------------------------------------ updates
 
+    # try/except rather than ``with guarded()``: a generator-based context manager costs
+    # about a microsecond, and these run for every event on the app thread.
+
     def update(self, **fields: Any) -> None:
         """Set observation fields (output, metadata, usage, model, level, ...) while open."""
-        with guarded("observation.update"):
+        try:
             self._emit(fields)
+        except Exception as exc:
+            report("observation.update", exc)
 
     def end(self, **fields: Any) -> None:
         """End the observation now (idempotent); ``fields`` are set at the same time."""
-        with guarded("observation.end"):
+        try:
             if self._ended:
                 return
             self._ended = True
             fields["end_time"] = time.time_ns()
             self._emit(fields)
+        except Exception as exc:
+            report("observation.end", exc)
 
     def update_trace(self, **attributes: Any) -> None:
         """Set trace-level attributes (user_id, session_id, tags, metadata, release, ...)."""

@@ -152,7 +152,8 @@ class Tracer:
         **fields: Any,
     ) -> ActiveObservation:
         """Start an observation under ``parent`` (default: the current one, else a new trace)."""
-        obs_type = ObservationType(obs_type)
+        if not isinstance(obs_type, ObservationType):
+            obs_type = ObservationType(obs_type)
         if parent is None:
             parent = current_observation.get()
         if parent is None:

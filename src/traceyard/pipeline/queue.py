@@ -45,7 +45,8 @@ class EventQueue:
             self.drop(event.trace_id)
             return False
         items.append(event)
-        if len(items) >= self.batch_size:
+        # Event.set() takes a lock and notifies: only pay for it when the writer sleeps.
+        if len(items) >= self.batch_size and not self.wake.is_set():
             self.wake.set()
         return True
 
