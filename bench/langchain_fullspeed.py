@@ -83,13 +83,22 @@ def events_per_invoke(chain: Any, tracer: traceyard.Tracer) -> int:
     return after.events_processed - before.events_processed
 
 
-def measure(mode: str, runner: Callable[..., dict[str, float]], seconds: float) -> None:
+def measure(
+    mode: str, runner: Callable[..., dict[str, float]], seconds: float
+) -> dict[str, Any]:
+    """Run one mode, print its line and return its figures (bench/compare_tracesage.py reads
+    them; the keys match bench/tracesage_fullspeed.py's JSON)."""
     chain = build_chain()
     with tempfile.TemporaryDirectory() as tmp:
         tracer = traceyard.Tracer.create(data_dir=tmp, start_server=False)
         per_invoke = events_per_invoke(chain, tracer)
+        start = time.perf_counter()
         result = runner(chain, tracer, seconds)
+        run_s = time.perf_counter() - start
+        persisted_before_stop = tracer.stats().events_processed
+        start = time.perf_counter()
         lost = tracer.stop()
+        stop_s = time.perf_counter() - start
         stats = tracer.stats()
         conn = sqlite3.connect(Path(tmp) / DB_FILENAME)
         observations = conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
@@ -107,6 +116,27 @@ def measure(mode: str, runner: Callable[..., dict[str, float]], seconds: float) 
         f"observations stored {observations}/{expected_obs}, "
         f"p99 batch write {stats.p99_write_latency_ms:.1f} ms"
     )
+    return {
+        "tracer": "traceyard",
+        "version": traceyard.__version__,
+        "mode": mode,
+        "untraced_ms": result["untraced_ms"],
+        "traced_ms": result["traced_ms"],
+        "ratio": ratio,
+        "invokes": invokes,
+        "events_per_invoke": per_invoke,
+        "emitted": emitted,
+        "dropped": stats.events_dropped,
+        "persisted_before_stop": persisted_before_stop,
+        "run_s": run_s,
+        "persisted": stats.events_processed,  # counted after commit
+        "lost_at_stop": lost,
+        "stop_s": stop_s,
+        "p99_write_ms": stats.p99_write_latency_ms,
+        "observations_stored": observations,
+        "observations_expected": expected_obs,
+        "note": "",
+    }
 
 
 def main() -> None:

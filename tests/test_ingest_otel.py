@@ -9,6 +9,7 @@ The last two run in subprocesses of this venv: both install process-global OTel 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -295,8 +296,10 @@ provider.shutdown()
 """
 
 
-def test_openinference_langgraph_agent(server: LiveServer) -> None:
-    _run_here(LANGGRAPH_CLIENT, {"ENDPOINT": f"{server.url}/v1/traces"})
+def test_openinference_langgraph_agent(
+    server: LiveServer, slow_clients: dict[str, subprocess.Popen[str]]
+) -> None:
+    _finish(slow_clients["langgraph"])
     trace = wait_for(
         lambda: next(
             (t for t in server.traces(session_id="graph-session") if t.observation_count >= 4),
@@ -351,16 +354,10 @@ if hasattr(provider, "force_flush"):
 """
 
 
-def test_litellm_langfuse_otel_callback(server: LiveServer) -> None:
-    _run_here(
-        LITELLM_CLIENT,
-        {
-            "LANGFUSE_PUBLIC_KEY": server.public_key,
-            "LANGFUSE_SECRET_KEY": server.secret_key,
-            "LANGFUSE_OTEL_HOST": server.url,
-            "OTEL_BSP_SCHEDULE_DELAY": "50",
-        },
-    )
+def test_litellm_langfuse_otel_callback(
+    server: LiveServer, slow_clients: dict[str, subprocess.Popen[str]]
+) -> None:
+    _finish(slow_clients["litellm"])
     trace = wait_for(
         lambda: next(iter(server.traces(session_id="litellm-session")), None),
         what="the LiteLLM trace",
@@ -375,14 +372,44 @@ def test_litellm_langfuse_otel_callback(server: LiveServer) -> None:
     assert generation.cost.get("total", 0) > 0
 
 
-def _run_here(script: str, env: dict[str, str]) -> str:
-    """Run a client in a fresh interpreter of this venv (it installs global OTel state)."""
-    import os
+@pytest.fixture(scope="module")
+def slow_clients(server: LiveServer) -> Iterator[dict[str, subprocess.Popen[str]]]:
+    """LangGraph+OpenInference and LiteLLM take seconds just to import: start both at once,
+    in fresh interpreters of this venv (each installs process-global OTel state)."""
+    clients = {
+        "langgraph": _start(LANGGRAPH_CLIENT, {"ENDPOINT": f"{server.url}/v1/traces"}),
+        "litellm": _start(
+            LITELLM_CLIENT,
+            {
+                "LANGFUSE_PUBLIC_KEY": server.public_key,
+                "LANGFUSE_SECRET_KEY": server.secret_key,
+                "LANGFUSE_OTEL_HOST": server.url,
+                "OTEL_BSP_SCHEDULE_DELAY": "50",
+                # no network here: use the price map LiteLLM ships instead of fetching one
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            },
+        ),
+    }
+    yield clients
+    for process in clients.values():
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
+
+def _start(script: str, env: dict[str, str]) -> subprocess.Popen[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TRACEYARD_", "LANGFUSE_"))}
     clean.update(env)
-    result = subprocess.run(
-        [sys.executable, "-c", script], env=clean, capture_output=True, text=True, timeout=90
+    return subprocess.Popen(
+        [sys.executable, "-c", script],
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert result.returncode == 0, f"client failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+
+
+def _finish(process: subprocess.Popen[str]) -> str:
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, f"client failed:\n{stdout}\n{stderr}"
+    return stdout

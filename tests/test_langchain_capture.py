@@ -370,3 +370,91 @@ def test_many_runs_in_threads_and_tasks_keep_their_own_trees(tracer: traceyard.T
     counts = {t.observation_count for t in traces}
     assert len(counts) == 1  # every run has the same shape, nothing leaked between runs
     assert all(t.status is TraceStatus.OK for t in traces)
+
+
+def test_retries_and_agent_steps_are_events(tracer: traceyard.Tracer) -> None:
+    from langchain_core.agents import AgentAction, AgentFinish
+    from langchain_core.outputs import Generation, LLMResult
+
+    import tenacity
+
+    # LangChain reports retries from its LLM retry decorator (e.g. an OpenAI client's); a real
+    # tenacity loop drives the same callback here, without the decorator's 4-second waits.
+    run_id = uuid.uuid4()
+    handler = tracer.handler
+    handler.on_llm_start(None, ["hi"], run_id=run_id, name="flaky-llm")
+    attempts = {"n": 0}
+
+    def flaky() -> str:
+        attempts["n"] += 1
+        if attempts["n"] < 3:
+            raise ConnectionError(f"try {attempts['n']}")
+        return "ok"
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(3),
+        retry=tenacity.retry_if_exception_type(ConnectionError),
+        before_sleep=lambda state: handler.on_retry(state, run_id=run_id),
+        wait=tenacity.wait_none(),
+    )
+    assert retrying(flaky) == "ok"
+    handler.on_llm_end(LLMResult(generations=[[Generation(text="ok")]]), run_id=run_id)
+    detail = _only_trace(tracer)
+    retries = [o for o in detail.observations if o.name == "retry"]
+    assert len(retries) == 2
+    assert all(r.level is Level.WARNING and r.parent_id == run_id.hex for r in retries)
+    assert sorted(r.status_message or "" for r in retries) == [
+        "ConnectionError: try 1",
+        "ConnectionError: try 2",
+    ]
+    assert sorted(r.metadata["attempt"] for r in retries) == [1, 2]
+    assert _by_name(detail)["flaky-llm"].output == "ok"
+
+    assert tracer.store is not None
+    tracer.store.delete_traces([detail.id])
+    run_id = uuid.uuid4()
+    handler.on_chain_start(None, {"input": "q"}, run_id=run_id, name="AgentExecutor")
+    handler.on_agent_action(AgentAction("search", {"q": "x"}, "I should search"), run_id=run_id)
+    handler.on_agent_finish(AgentFinish({"output": "done"}, "final"), run_id=run_id)
+    handler.on_chain_end({"output": "done"}, run_id=run_id)
+    detail = _only_trace(tracer)
+    obs = _by_name(detail)
+    assert obs["agent_action:search"].input == {"tool": "search", "tool_input": {"q": "x"}}
+    assert obs["agent_action:search"].metadata == {"log": "I should search"}
+    assert obs["agent_finish"].output == {"output": "done"}
+    assert {obs["agent_action:search"].parent_id, obs["agent_finish"].parent_id} == {run_id.hex}
+
+
+def test_model_parameters_and_price_overrides(data_dir: Path) -> None:
+    from traceyard.cost import PriceEntry
+
+    custom = PriceEntry(model="my-model", prices={"input": 1e-3, "output": 2e-3})
+    tracer = traceyard.Tracer.create(data_dir=data_dir, model_prices=[custom])
+    try:
+        handler = tracer.handler
+        run_id = uuid.uuid4()
+        handler.on_chat_model_start(
+            None, [[]], run_id=run_id,
+            invocation_params={"model": "my-model", "temperature": 0.3, "max_tokens": 99},
+        )  # fmt: skip
+        from langchain_core.outputs import ChatGeneration, LLMResult
+
+        message = AIMessage(content="hi", usage_metadata={"input_tokens": 10, "output_tokens": 4,
+                                                          "total_tokens": 14})  # fmt: skip
+        handler.on_llm_end(LLMResult(generations=[[ChatGeneration(message=message)]]),
+                           run_id=run_id)  # fmt: skip
+        detail = _only_trace(tracer)
+    finally:
+        tracer.stop()
+    generation = detail.observations[0]
+    assert generation.model == "my-model"
+    assert generation.model_parameters == {"temperature": 0.3, "max_tokens": 99}
+    assert generation.cost == pytest.approx({"input": 1e-2, "output": 8e-3, "total": 1.8e-2})
+
+
+def test_client_cost_wins(tracer: traceyard.Tracer) -> None:
+    with tracer.generation("g", model="gpt-4o", usage={"input": 1000, "output": 1000}) as gen:
+        gen.update(cost={"total": 0.5})
+    detail = _only_trace(tracer)
+    assert detail.observations[0].cost == {"total": 0.5}
+    assert detail.total_cost == 0.5

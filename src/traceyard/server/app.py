@@ -41,7 +41,7 @@ def create_app(state: ServerState, *, ui_dir: Path | None = UI_DIR) -> FastAPI:
         state.hub.attach(asyncio.get_running_loop())
         tasks = []
         if state.poll_store:
-            tasks.append(asyncio.create_task(StorePoller(state.store, state.hub).run()))
+            tasks.append(asyncio.create_task(StorePoller(state.store, state.hub, state.poll_interval_s).run()))
         if retention_policy(state) != (None, None):
             tasks.append(asyncio.create_task(run_retention(state)))
         try:

@@ -39,6 +39,8 @@ class ServerState:
     tracer: Tracer | None = None
     #: Other processes write to the store: find live changes by polling it.
     poll_store: bool = False
+    #: Seconds between polls of the store for live changes (when ``poll_store``).
+    poll_interval_s: float = 1.0
     hub: LiveHub = field(default_factory=LiveHub)
     counters: ServerCounters = field(default_factory=ServerCounters)
     started_at: float = field(default_factory=time.monotonic)

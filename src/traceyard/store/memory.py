@@ -154,6 +154,10 @@ class MemoryStore:
         with self._lock:
             self._check()
             touched: dict[str, None] = {}
+            # Re-runs first, so a re-run's own trace attributes earlier in the batch survive.
+            for event, fields in copied:
+                if event.entity is Entity.OBSERVATION:
+                    self._forget_earlier_run(event, fields)
             for event, fields in copied:
                 if event.entity is Entity.OBSERVATION:
                     self._write_observation(event, fields, touched)
@@ -180,18 +184,6 @@ class MemoryStore:
         self, event: Event, fields: dict[str, Any], touched: dict[str, None]
     ) -> None:
         record = self._observations.get(event.id)
-        if record is not None and _is_rerun(record, fields):
-            old_trace = self._traces.get(record.trace_id)
-            if (
-                old_trace is not None
-                and record.trace_id == event.trace_id
-                and record.fields.get("parent_id") is None
-                and fields.get("parent_id") is None
-            ):
-                self._drop_trace(old_trace.id)  # the root ran again: the trace starts over
-            else:
-                self._drop_observation(record)
-            record = None
         if record is not None and record.trace_id != event.trace_id:
             self._drop_observation(record)  # the id now belongs to another trace
             record = None
@@ -201,6 +193,21 @@ class MemoryStore:
             trace.observations[event.id] = None
         merge_fields(record.fields, fields)
         self._price(record, fields)
+
+    def _forget_earlier_run(self, event: Event, fields: dict[str, Any]) -> None:
+        """An ended observation started again is a new run of that id: drop the old run (the
+        whole trace when it was the trace's root)."""
+        record = self._observations.get(event.id)
+        if record is None or not _is_rerun(record, fields):
+            return
+        if (
+            record.trace_id == event.trace_id
+            and record.fields.get("parent_id") is None
+            and fields.get("parent_id") is None
+        ):
+            self._drop_trace(record.trace_id)
+        else:
+            self._drop_observation(record)
 
     def _price(self, record: _Obs, fields: dict[str, Any]) -> None:
         """Client cost wins; otherwise cost follows the current model and usage."""

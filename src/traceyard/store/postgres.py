@@ -392,12 +392,18 @@ class PostgresStore:
         with self._ready_lock:
             if self._ready:
                 return
-            with (
-                _unavailable(self._location),
-                self._pool.connection(timeout=_POOL_TIMEOUT_S) as conn,
-            ):
+            # A connection of its own rather than the pool's: a refused connection fails at
+            # once instead of waiting out the pool timeout.
+            with _unavailable(self._location), self._connect() as conn:
                 migrate(conn)
             self._ready = True
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(
+            self.url, autocommit=True, row_factory=dict_row, connect_timeout=_CONNECT_TIMEOUT_S
+        )
+        _configure(conn)
+        return conn
 
     def _writer(self) -> psycopg.Connection[Any]:
         """The writer's own connection, with its staging tables; reopened after a failure."""
@@ -407,10 +413,7 @@ class PostgresStore:
         if conn is not None:
             conn.close()
         self._writer_conn = None
-        conn = psycopg.connect(
-            self.url, autocommit=True, row_factory=dict_row, connect_timeout=_CONNECT_TIMEOUT_S
-        )
-        _configure(conn)
+        conn = self._connect()
         for ddl in _STAGES.values():
             conn.execute(ddl)
         self._shard = conn.info.backend_pid % COUNTER_SHARDS
