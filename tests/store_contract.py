@@ -172,3 +172,26 @@ def score(score_id: str, trace_id: str, project: str = "default", **fields: Any)
 def at(seconds: float) -> int:
     """T0 + seconds, in nanoseconds."""
     return T0 + int(seconds * SECOND)
+
+
+# ------------------------------------------------------------------ work for child processes
+
+
+def trace_in_child(database_url: str, worker: int, traces: int, spans: int) -> dict[str, int]:
+    """Run in a spawned process: a tracer of its own writes ``traces`` traces of ``spans``
+    spans each to ``database_url``; returns its stats after stop()."""
+    from traceyard.capture.tracer import Tracer
+
+    tracer = Tracer.create(database_url=database_url, start_server=False, worker_batch_timeout=0.05)
+    for t in range(traces):
+        with tracer.span(f"w{worker}-t{t}", input={"worker": worker, "trace": t}):
+            for s in range(spans - 1):
+                with tracer.span(f"w{worker}-t{t}-s{s}") as span:
+                    span.update(output=s)
+    lost = tracer.stop(60)
+    stats = tracer.stats()
+    return {
+        "lost": lost,
+        "processed": stats.events_processed,
+        "dropped": stats.events_dropped,
+    }

@@ -373,10 +373,9 @@ def test_many_runs_in_threads_and_tasks_keep_their_own_trees(tracer: traceyard.T
 
 
 def test_retries_and_agent_steps_are_events(tracer: traceyard.Tracer) -> None:
+    import tenacity
     from langchain_core.agents import AgentAction, AgentFinish
     from langchain_core.outputs import Generation, LLMResult
-
-    import tenacity
 
     # LangChain reports retries from its LLM retry decorator (e.g. an OpenAI client's); a real
     # tenacity loop drives the same callback here, without the decorator's 4-second waits.

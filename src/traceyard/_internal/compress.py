@@ -21,7 +21,7 @@ def compress(data: bytes) -> bytes:
     compressor = getattr(_local, "compressor", None)
     if compressor is None:
         compressor = _local.compressor = zstandard.ZstdCompressor(level=_LEVEL)
-    return compressor.compress(data)  # type: ignore[no-any-return]
+    return compressor.compress(data)
 
 
 def decompress(data: bytes) -> bytes:
@@ -29,5 +29,5 @@ def decompress(data: bytes) -> bytes:
         decompressor = getattr(_local, "decompressor", None)
         if decompressor is None:
             decompressor = _local.decompressor = zstandard.ZstdDecompressor()
-        return decompressor.decompress(data)  # type: ignore[no-any-return]
+        return decompressor.decompress(data)
     return zlib.decompress(data)

@@ -125,7 +125,7 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
             run, Event(Entity.OBSERVATION, observation_id, trace_id, run.project, fields)
         )
         if observation is not None and observation.parent_id is None:
-            attrs = {k: fields[k] for k in ("input", "output") if k in fields}
+            attrs: dict[str, Any] = {k: fields[k] for k in ("input", "output") if k in fields}
             if attrs:
                 self.tracer.emit_trace(run, attrs)
 

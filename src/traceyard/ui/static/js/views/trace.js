@@ -54,7 +54,7 @@ export function traceView(container, route) {
       tree.focus();
     } else {
       const sel = tree.selected();
-      if (sel) renderDetail(sel);
+      if (sel) renderDetail(sel, { force: false });
     }
   }
 
@@ -170,9 +170,19 @@ export function traceView(container, route) {
     );
   }
 
-  function renderDetail(node) {
-    const scroll = detail.scrollTop;
+  let detailKey = "";
+
+  /** Re-render the detail pane when its data changed; never under the user's typing. */
+  function renderDetail(node, { force = true } = {}) {
+    const key = JSON.stringify([node.id, node.obs || trace, scoresFor(node.obs ? node.id : null), ioMode]);
     const sameNode = detail.dataset.node === node.id;
+    if (!force && sameNode) {
+      if (key === detailKey) return;
+      const typing = [...detail.querySelectorAll("input, textarea")].some((el) => el.value) || detail.contains(document.activeElement);
+      if (typing) return;
+    }
+    detailKey = key;
+    const scroll = detail.scrollTop;
     detail.dataset.node = node.id;
     if (node.kind === "trace") renderTraceDetail();
     else renderObservationDetail(node.obs);
