@@ -83,9 +83,7 @@ def events_per_invoke(chain: Any, tracer: traceyard.Tracer) -> int:
     return after.events_processed - before.events_processed
 
 
-def measure(
-    mode: str, runner: Callable[..., dict[str, float]], seconds: float
-) -> dict[str, Any]:
+def measure(mode: str, runner: Callable[..., dict[str, float]], seconds: float) -> dict[str, Any]:
     """Run one mode, print its line and return its figures (bench/compare_tracesage.py reads
     them; the keys match bench/tracesage_fullspeed.py's JSON)."""
     chain = build_chain()

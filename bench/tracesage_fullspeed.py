@@ -28,9 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _chain import build_chain
-
 import tracesage  # type: ignore[import-not-found, unused-ignore]
+from _chain import build_chain
 from tracesage import TraceSage, TraceSageConfig
 
 BLOCK = 20  # invokes per block; blocks alternate traced / untraced (as langchain_fullspeed.py)

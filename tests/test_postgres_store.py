@@ -164,7 +164,7 @@ def test_an_unreachable_server_is_a_retryable_error() -> None:
     # down) and every use says "unavailable", which the writer retries.
     store = PostgresStore("postgresql://postgres@127.0.0.1:1/test")
     try:
-        with pytest.raises(StoreUnavailableError, match="127.0.0.1:1"):
+        with pytest.raises(StoreUnavailableError, match=r"127\.0\.0\.1:1"):
             store.write([obs("o", "t", start_time=at(0))])
         with pytest.raises(StoreUnavailableError):
             store.get_trace("t")

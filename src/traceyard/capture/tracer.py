@@ -35,6 +35,8 @@ from traceyard.config import Settings, load_settings
 from traceyard.cost.usage import normalize_usage
 from traceyard.model import Entity, Event, ObservationType, ScoreDataType, ScoreSource
 from traceyard.pipeline.queue import EventQueue
+from traceyard.pipeline.routing import open_sink
+from traceyard.pipeline.sink import Sink
 from traceyard.pipeline.writer import Writer
 from traceyard.store.base import Store
 
@@ -77,7 +79,8 @@ class Tracer:
         self._stopped = False
         self._handler: TraceyardCallbackHandler | None = None
         self.server: Any = None  # the embedded server, when one runs (traceyard.server)
-        self.store: Store | None = None
+        self.store: Store | None = None  # the local store; None when not storing locally
+        self._sink: Sink | None = None
         self._store_factory = store_factory
         self._queue = EventQueue(settings.queue_maxsize, settings.worker_batch_size)
         self._writer: Writer | None = None
@@ -99,16 +102,13 @@ class Tracer:
     #: ``with Tracer.session(...) as tracer`` / ``async with ...``: create on enter, stop on exit.
     session = create
 
-    def _start_pipeline(self, reuse_store: bool = False) -> None:
-        from traceyard.store.factory import open_store
-
-        if not (reuse_store and self.store is not None):
-            factory = self._store_factory or (lambda: open_store(self.settings))
-            self.store = factory()
+    def _start_pipeline(self, reuse_sink: bool = False) -> None:
+        if not (reuse_sink and self._sink is not None):
+            self.store, self._sink = open_sink(self.settings, self._store_factory)
         self._queue = EventQueue(self.settings.queue_maxsize, self.settings.worker_batch_size)
         self._writer = Writer(
             self._queue,
-            self.store,
+            self._sink,
             project=self.project,
             batch_timeout=self.settings.worker_batch_timeout,
             capture_content=self.settings.capture_content,
@@ -317,7 +317,9 @@ class Tracer:
                 self.server.stop()
             if self._writer is not None:
                 lost = self._writer.stop(timeout)
-            if self.store is not None:
+            if self._sink is not None:
+                self._sink.close()
+            if self.store is not None and self.store is not self._sink:
                 self.store.close()
         return lost
 
@@ -390,9 +392,10 @@ class Tracer:
         if self._writer is None or self._stopped:
             return
         self._writer.write_lock.acquire()
-        before_fork = getattr(self.store, "before_fork", None)
-        if before_fork is not None:
-            before_fork()
+        for target in {id(t): t for t in (self.store, self._sink) if t is not None}.values():
+            before_fork = getattr(target, "before_fork", None)
+            if before_fork is not None:
+                before_fork()
 
     def _after_fork_in_parent(self) -> None:
         if self._writer is not None and self._writer.write_lock.locked():
@@ -406,7 +409,7 @@ class Tracer:
         self._writer.write_lock.release()
         self._count_lock = threading.Lock()
         self.server = None
-        self._start_pipeline(reuse_store=True)
+        self._start_pipeline(reuse_sink=True)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -18,7 +18,7 @@ from traceyard._internal import guard
 from traceyard.errors import StoreUnavailableError
 from traceyard.model import Entity, Event
 from traceyard.pipeline.queue import EventQueue, FlushMarker
-from traceyard.store.base import Store
+from traceyard.pipeline.sink import Sink
 
 logger = logging.getLogger("traceyard")
 
@@ -36,14 +36,14 @@ class Writer:
     def __init__(
         self,
         queue: EventQueue,
-        store: Store,
+        sink: Sink,
         *,
         project: str,
         batch_timeout: float,
         capture_content: bool = True,
     ) -> None:
         self.queue = queue
-        self.store = store
+        self.sink = sink
         self.project = project
         self.batch_timeout = batch_timeout
         self.capture_content = capture_content
@@ -165,7 +165,7 @@ class Writer:
             started = time.perf_counter()
             try:
                 with self.write_lock:
-                    self.store.write(events)
+                    self.sink.write(events)
             except StoreUnavailableError as exc:
                 self.last_error = str(exc)
                 if self._stopping.is_set() and self._past_deadline():

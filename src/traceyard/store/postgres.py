@@ -1037,16 +1037,25 @@ def _jsonb_text(text: str) -> str:
 
 
 def _strip_nul(batch: RowBatch) -> None:
-    """Replace NUL characters PostgreSQL cannot store: U+0000 in text, \\u0000 in JSON."""
+    """Replace what PostgreSQL cannot store: U+0000 in any text, and its \u0000 escape in
+    jsonb columns (JSON text columns, inputs and outputs, keep the escape)."""
 
-    def clean(row: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple(
-            _jsonb_text(v).replace("\x00", "\ufffd") if isinstance(v, str) else v for v in row
-        )
+    def cleaner(table: str) -> Any:
+        jsonb = {i for i, c in enumerate(COLUMNS[table]) if c in _JSONB}
 
-    batch.traces = [clean(r) for r in batch.traces]
-    batch.observations = [clean(r) for r in batch.observations]
-    batch.scores = [clean(r) for r in batch.scores]
+        def clean(row: tuple[Any, ...]) -> tuple[Any, ...]:
+            return tuple(
+                (_jsonb_text(v) if i in jsonb else v).replace("\x00", "\ufffd")
+                if isinstance(v, str)
+                else v
+                for i, v in enumerate(row)
+            )
+
+        return clean
+
+    batch.traces = list(map(cleaner("traces"), batch.traces))
+    batch.observations = list(map(cleaner("observations"), batch.observations))
+    batch.scores = list(map(cleaner("scores"), batch.scores))
 
 
 def _describe(params: dict[str, Any]) -> str:
