@@ -37,21 +37,23 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat()
 
 
+CUTOFF = BASE_NS + 10 * 60 * 10**9
 FILTERS: list[tuple[str, list[tuple[str, Any]], Any]] = [
     ("project", [("project", "alpha")], lambda t: t.project == "alpha"),
     ("name", [("name", "CHAT-1")], lambda t: "chat-1" in t.name),
     ("user_id", [("user_id", "user-1")], lambda t: t.user_id == "user-1"),
     ("session_id", [("session_id", "session-2")], lambda t: t.session_id == "session-2"),
-    ("tags (all of)", [("tags", "prod"), ("tags", "tier-0")], lambda t: {"prod", "tier-0"} <= set(t.tags)),
+    ("tags", [("tags", "prod"), ("tags", "tier-0")], lambda t: {"prod", "tier-0"} <= {*t.tags}),
     ("status", [("status", "error")], lambda t: t.error),
     ("level", [("level", "ERROR")], lambda t: t.error),
-    ("start_after", [("start_after", _iso(BASE_NS + 10 * 60 * 10**9))], lambda t: t.start_ns >= BASE_NS + 10 * 60 * 10**9),
-    ("start_before", [("start_before", _iso(BASE_NS + 10 * 60 * 10**9))], lambda t: t.start_ns < BASE_NS + 10 * 60 * 10**9),
+    ("start_after", [("start_after", _iso(CUTOFF))], lambda t: t.start_ns >= CUTOFF),
+    ("start_before", [("start_before", _iso(CUTOFF))], lambda t: t.start_ns < CUTOFF),
     ("min_latency_ms", [("min_latency_ms", 250)], lambda t: t.latency_ms >= 250),
     ("max_latency_ms", [("max_latency_ms", 200)], lambda t: t.latency_ms <= 200),
     ("min_cost", [("min_cost", 0.02)], lambda t: t.cost >= 0.02),
     ("model", [("model", MODELS[1])], lambda t: t.model == MODELS[1]),
-    ("metadata", [("metadata", "env:prod"), ("metadata", "region:r0")], lambda t: t.metadata == {"env": "prod", "region": "r0"}),
+    ("metadata", [("metadata", "env:prod"), ("metadata", "region:r0")],
+     lambda t: t.metadata == {"env": "prod", "region": "r0"}),
     ("text", [("text", "needle")], lambda t: "needle" in t.text),
 ]  # fmt: skip
 

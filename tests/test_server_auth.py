@@ -63,7 +63,9 @@ async def test_every_route_needs_the_token_except_health(token_tracer: Tracer) -
         for method, path in http_routes:
             url = _concrete(path)
             anonymous = await client.request(method, url)
-            wrong = await client.request(method, url, headers={"Authorization": "Bearer " + "x" * 32})
+            wrong = await client.request(
+                method, url, headers={"Authorization": "Bearer " + "x" * 32}
+            )
             right = await client.request(method, url, headers=AUTH)
             if path in OPEN_PATHS:
                 assert anonymous.status_code == 200, path

@@ -18,7 +18,6 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from traceyard.capture.tracer import Tracer
-from traceyard.server.live import CLOSE_TOO_SLOW
 from traceyard.store.sqlite import SQLiteStore
 
 
@@ -32,7 +31,9 @@ def _wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
     raise AssertionError("condition not met before the deadline")
 
 
-def _changes(ws: ClientConnection, until: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
+def _changes(
+    ws: ClientConnection, until: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
     """Collect change messages until ``until(changes)`` holds (bounded by recv timeouts)."""
     collected: list[dict[str, Any]] = []
     while not until(collected):
@@ -61,9 +62,8 @@ def test_embedded_server_streams_changes_and_filters_by_trace(live_tracer: Trace
             pass
         with connect(_ws_url(live_tracer, f"?trace_id={first.trace_id}xx")) as other:
             other.recv(timeout=5)  # hello
-            with live_tracer.span("second") as second:
-                with live_tracer.generation("llm", model="gpt-4o-mini"):
-                    pass
+            with live_tracer.span("second") as second, live_tracer.generation("llm", model="m"):
+                pass
             live_tracer.score("quality", 0.5, trace_id=second.trace_id)
             seen = _changes(everything, lambda c: any(x["type"] == "score" for x in c))
             other.close()
@@ -95,6 +95,8 @@ def test_a_slow_client_is_dropped_and_never_slows_the_writer(live_tracer: Tracer
     # A client that completes the handshake and then never reads, with a tiny receive buffer.
     raw = socket.socket()
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hub = server.state.hub
+    hub.client_backlog_bytes = 64 << 10  # drop sooner than the default 4 MiB
     raw.connect(("127.0.0.1", server.port))
     key = base64.b64encode(os.urandom(16)).decode()
     raw.sendall(
@@ -104,7 +106,6 @@ def test_a_slow_client_is_dropped_and_never_slows_the_writer(live_tracer: Tracer
         ).encode()
     )
     assert b"101" in raw.recv(1024).split(b"\r\n")[0]
-    hub = server.state.hub
     _wait_for(lambda: len(hub.clients) == 1)
     emitted = 0
     try:
@@ -126,17 +127,20 @@ def test_a_slow_client_is_dropped_and_never_slows_the_writer(live_tracer: Tracer
 def test_stop_closes_websockets_and_frees_the_port(data_dir: Path) -> None:
     tracer = Tracer.create(data_dir=data_dir, start_server=True, port=0)
     server = tracer.server
-    ws = connect(_ws_url(tracer))
-    ws.recv(timeout=5)
-    tracer.stop()
-    with pytest.raises(ConnectionClosed) as closed:
+    with connect(_ws_url(tracer)) as ws:
         ws.recv(timeout=5)
+        tracer.stop()
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
-    ws.close()
     assert not server.running
     assert server.stop_seconds is not None and server.start_seconds is not None
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", server.port))  # the port is free again
+        # Nothing listens there any more (SO_REUSEADDR only gets past TIME_WAIT, not a
+        # listener); the closed connections themselves may still be in TIME_WAIT.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", server.port))
+        probe.listen()
 
 
 def test_a_taken_port_moves_to_the_next_free_one(
@@ -163,9 +167,8 @@ def test_print_run_url_prints_each_root_run_once(
         data_dir=data_dir, start_server=True, port=0, print_run_url=True, worker_batch_timeout=0.02
     )
     try:
-        with tracer.span("agent-run") as root:
-            with tracer.span("step"):
-                pass
+        with tracer.span("agent-run") as root, tracer.span("step"):
+            pass
         tracer.flush()
         tracer.score("quality", 1.0, trace_id=root.trace_id)  # a later change to the same run
         tracer.flush()
@@ -188,7 +191,9 @@ def test_standalone_server_polls_a_store_written_by_someone_else(tracer: Tracer)
                 assert json.loads(ws.recv(timeout=5))["mode"] == "poll"
                 follower.recv(timeout=5)
                 _wait_for(lambda: len(state.hub.clients) == 2)
-                time.sleep(0.2)  # noqa: let the poller take its baseline (not an assertion)
+                poller = state.poller
+                assert poller is not None
+                _wait_for(lambda: poller.rounds >= 1)  # the baseline is taken
                 seeded = seed(other_writer, 3)
                 created = _changes(ws, lambda c: len({x["trace_id"] for x in c}) >= 3)
                 assert {c["trace_id"] for c in created} == {t.id for t in seeded}
@@ -200,9 +205,7 @@ def test_standalone_server_polls_a_store_written_by_someone_else(tracer: Tracer)
                     [Event(Entity.OBSERVATION, "late-obs", "trace-00000", "alpha",
                            {"name": "late", "start_time": 1})]
                 )  # fmt: skip
-                followed = _changes(
-                    follower, lambda c: any(x.get("id") == "late-obs" for x in c)
-                )
+                followed = _changes(follower, lambda c: any(x.get("id") == "late-obs" for x in c))
                 assert {c["trace_id"] for c in followed} == {"trace-00000"}
     finally:
         other_writer.close()

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
-
 from ui_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -27,6 +26,7 @@ from ui_support import (
     seed_big_trace,
     seed_hostile,
 )
+
 from traceyard.capture.tracer import Tracer
 
 pytestmark = pytest.mark.browser
@@ -325,7 +325,8 @@ NO_INJECTION_JS = """() => {
   for (const el of document.querySelectorAll('*')) {
     for (const a of el.attributes) {
       if (a.name.startsWith('on')) bad.push(el.tagName + ' ' + a.name);
-      if ((a.name === 'href' || a.name === 'src') && /^\\s*javascript:/i.test(a.value)) bad.push(a.value);
+      const url = a.name === 'href' || a.name === 'src';
+      if (url && /^\\s*javascript:/i.test(a.value)) bad.push(a.value);
     }
   }
   const view = document.getElementById('view');

@@ -88,12 +88,23 @@ def seed_agent_turn(
     Returns (trace id, id of the first generation)."""
     system = "You are a helpful support agent for Acme Cloud. Answer briefly and cite docs."
     root = _obs(
-        tracer, name, "agent", start, 2400, input={"question": question},
+        tracer,
+        name,
+        "agent",
+        start,
+        2400,
+        input={"question": question},
         metadata={"route": "/chat", "region": "eu-west-1"},
-    )  # fmt: skip
+    )
     root.update_trace(user_id=user_id, session_id=session_id, tags=list(tags), release="1.4.2")
     plan = _obs(
-        tracer, "ChatOpenAI", "generation", start + 40 * MS, 820, parent=root, model=model,
+        tracer,
+        "ChatOpenAI",
+        "generation",
+        start + 40 * MS,
+        820,
+        parent=root,
+        model=model,
         model_parameters={"temperature": 0.2, "max_tokens": 512},
         completion_start_time=start + 390 * MS,
         input=[
@@ -101,27 +112,52 @@ def seed_agent_turn(
             {"role": "user", "content": question},
         ],
         output={
-            "role": "assistant", "content": "",
+            "role": "assistant",
+            "content": "",
             "tool_calls": [
                 {"id": "call_1", "name": "search_docs", "arguments": {"query": question[:40]}}
             ],
         },
         usage={"input": 412, "output": 38, "cache_read": 128},
-    )  # fmt: skip
+    )
     tool = _obs(
-        tracer, "search_docs", "tool", start + 880 * MS, 420, parent=root,
+        tracer,
+        "search_docs",
+        "tool",
+        start + 880 * MS,
+        420,
+        parent=root,
         input={"query": question[:40]},
-    )  # fmt: skip
+    )
     retriever = _obs(
-        tracer, "vector-search", "retriever", start + 900 * MS, 300, parent=tool,
+        tracer,
+        "vector-search",
+        "retriever",
+        start + 900 * MS,
+        300,
+        parent=tool,
         input=question[:40],
         output=[
-            {"page_content": "Billing happens on the 1st of each month.", "metadata": {"src": "billing.md"}},
-            {"page_content": "Invoices can be downloaded from Settings → Billing.", "metadata": {"src": "invoices.md"}},
+            {
+                "page_content": "Billing happens on the 1st of each month.",
+                "metadata": {"src": "billing.md"},
+            },
+            {
+                "page_content": "Invoices can be downloaded from Settings → Billing.",
+                "metadata": {"src": "invoices.md"},
+            },
         ],
-    )  # fmt: skip
-    _obs(tracer, "embed-query", "embedding", start + 905 * MS, 60, parent=retriever,
-         model="text-embedding-3-small", usage={"input": 12})  # fmt: skip
+    )
+    _obs(
+        tracer,
+        "embed-query",
+        "embedding",
+        start + 905 * MS,
+        60,
+        parent=retriever,
+        model="text-embedding-3-small",
+        usage={"input": 12},
+    )
     if fail_tool:
         tool.update(
             level="ERROR",
@@ -132,22 +168,41 @@ def seed_agent_turn(
         tool.update(
             output="Billing happens on the 1st of each month. Invoices: Settings → Billing."
         )
-    _obs(tracer, "guard-pii", "guardrail", start + 1310 * MS, 35, parent=root,
-         input=answer[:30], output={"pii": False})  # fmt: skip
+    _obs(
+        tracer,
+        "guard-pii",
+        "guardrail",
+        start + 1310 * MS,
+        35,
+        parent=root,
+        input=answer[:30],
+        output={"pii": False},
+    )
     final = _obs(
-        tracer, "ChatOpenAI", "generation", start + 1350 * MS, 1000, parent=root, model=model,
+        tracer,
+        "ChatOpenAI",
+        "generation",
+        start + 1350 * MS,
+        1000,
+        parent=root,
+        model=model,
         model_parameters={"temperature": 0.2},
         completion_start_time=start + 1600 * MS,
         input=[
             {"role": "system", "content": system},
             {"role": "user", "content": question},
-            {"role": "assistant", "content": "", "tool_calls": [
-                {"id": "call_1", "name": "search_docs", "arguments": {"query": question[:40]}}]},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"id": "call_1", "name": "search_docs", "arguments": {"query": question[:40]}}
+                ],
+            },
             {"role": "tool", "tool_call_id": "call_1", "content": "Billing happens on the 1st."},
         ],
         output={"role": "assistant", "content": answer},
         usage={"input": 655, "output": 121},
-    )  # fmt: skip
+    )
     tracer.event("answer-sent", parent=root, start_time=start + 2380 * MS)
     root.update(output={"answer": answer})
     root.update_trace(output={"answer": answer})
@@ -166,19 +221,28 @@ def seed(tracer: Tracer, *, now_ns: int | None = None, extra_traces: int = 30) -
     ]
     for i, (question, answer) in enumerate(turns):
         trace_id, gen_id = seed_agent_turn(
-            tracer, now - (30 - i * 3) * 60_000 * MS, question=question, answer=answer,
-            user_id="alice@acme.io", session_id=out.session_id,
-        )  # fmt: skip
+            tracer,
+            now - (30 - i * 3) * 60_000 * MS,
+            question=question,
+            answer=answer,
+            user_id="alice@acme.io",
+            session_id=out.session_id,
+        )
         out.trace_ids.append(trace_id)
         if i == 0:
             out.chat_trace_id, out.generation_id = trace_id, gen_id
             tracer.score("helpfulness", 0.9, trace_id=trace_id, comment="clear and short")
             tracer.score("correct", True, trace_id=trace_id, observation_id=gen_id)
     out.error_trace_id, _ = seed_agent_turn(
-        tracer, now - 12 * 60_000 * MS, question="Why was my card declined?",
-        answer="I could not reach the docs right now.", user_id="bob@acme.io",
-        session_id="session-b2", fail_tool=True, model="claude-3-5-haiku",
-    )  # fmt: skip
+        tracer,
+        now - 12 * 60_000 * MS,
+        question="Why was my card declined?",
+        answer="I could not reach the docs right now.",
+        user_id="bob@acme.io",
+        session_id="session-b2",
+        fail_tool=True,
+        model="claude-3-5-haiku",
+    )
     out.trace_ids.append(out.error_trace_id)
     names = ["rag-pipeline", "summarize-ticket", "classify-intent", "translate"]
     models = ["gpt-4o-mini", "gpt-4o", "claude-3-5-haiku"]
@@ -190,10 +254,16 @@ def seed(tracer: Tracer, *, now_ns: int | None = None, extra_traces: int = 30) -
         )
         root.update_trace(user_id=out.user_ids[i % 3], tags=["batch"] if i % 2 else ["prod"])
         _obs(
-            tracer, "llm", "generation", start + 20 * MS, 200 + (i * 97) % 2300, parent=root,
-            model=models[i % 3], usage={"input": 300 + 17 * i, "output": 40 + 3 * i},
+            tracer,
+            "llm",
+            "generation",
+            start + 20 * MS,
+            200 + (i * 97) % 2300,
+            parent=root,
+            model=models[i % 3],
+            usage={"input": 300 + 17 * i, "output": 40 + 3 * i},
             output=f"result {i}",
-        )  # fmt: skip
+        )
         out.trace_ids.append(root.trace_id)
     return out
 
@@ -211,29 +281,48 @@ def seed_hostile(tracer: Tracer) -> tuple[str, str, str]:
     h = " | ".join(HOSTILE)
     start = time.time_ns() - 5_000 * MS
     root = _obs(
-        tracer, f"evil {HOSTILE[0]}", "agent", start, 900,
+        tracer,
+        f"evil {HOSTILE[0]}",
+        "agent",
+        start,
+        900,
         input={HOSTILE[1]: h, "messages-ish": HOSTILE[3]},
         metadata={HOSTILE[0]: HOSTILE[2], "k": h},
-    )  # fmt: skip
+    )
     session = f"sess {HOSTILE[3]}"
     root.update_trace(
-        user_id=f"user {HOSTILE[0]}", session_id=session, tags=[HOSTILE[1], HOSTILE[2]],
-        metadata={HOSTILE[2]: h}, release=HOSTILE[3],
-    )  # fmt: skip
+        user_id=f"user {HOSTILE[0]}",
+        session_id=session,
+        tags=[HOSTILE[1], HOSTILE[2]],
+        metadata={HOSTILE[2]: h},
+        release=HOSTILE[3],
+    )
     gen = _obs(
-        tracer, f"gen {HOSTILE[3]}", "generation", start + 10 * MS, 500, parent=root,
-        model=f"model {HOSTILE[0]}", model_parameters={HOSTILE[1]: HOSTILE[2]},
+        tracer,
+        f"gen {HOSTILE[3]}",
+        "generation",
+        start + 10 * MS,
+        500,
+        parent=root,
+        model=f"model {HOSTILE[0]}",
+        model_parameters={HOSTILE[1]: HOSTILE[2]},
         input=[
             {"role": "system", "content": HOSTILE[0]},
             {"role": f"user {HOSTILE[1]}", "content": h},
-            {"role": "assistant", "content": HOSTILE[2], "tool_calls": [
-                {"id": HOSTILE[3], "name": HOSTILE[0], "arguments": {HOSTILE[1]: HOSTILE[2]}}]},
+            {
+                "role": "assistant",
+                "content": HOSTILE[2],
+                "tool_calls": [
+                    {"id": HOSTILE[3], "name": HOSTILE[0], "arguments": {HOSTILE[1]: HOSTILE[2]}}
+                ],
+            },
         ],
         output={"role": "assistant", "content": h},
         usage={"input": 10, "output": 5, HOSTILE[1]: 3},
         metadata={HOSTILE[3]: HOSTILE[0]},
-        level="ERROR", status_message=f"boom {h}",
-    )  # fmt: skip
+        level="ERROR",
+        status_message=f"boom {h}",
+    )
     tracer.score(f"score {HOSTILE[0]}", HOSTILE[1], trace_id=root.trace_id, comment=h)
     tracer.score(HOSTILE[2], 1.0, trace_id=root.trace_id, observation_id=gen.id, comment=h)
     root.update(output=h)
@@ -340,8 +429,15 @@ def seed_big_trace(tracer: Tracer, observations: int = 5000, *, start: int | Non
                 if kind == "generation"
                 else {}
             )
-            _obs(tracer, f"{kind}-{step}-{i}", kind, step_start + i * 30 * MS, 25,
-                 parent=parent, **extra)  # fmt: skip
+            _obs(
+                tracer,
+                f"{kind}-{step}-{i}",
+                kind,
+                step_start + i * 30 * MS,
+                25,
+                parent=parent,
+                **extra,
+            )
             made += 1
         step += 1
     return root.trace_id

@@ -97,7 +97,8 @@ class ActiveObservation:
         if "usage" in fields:
             fields["usage"] = normalize_usage(fields["usage"])
         run = self.run
-        if self.parent_id is None:  # a root's input and output are its trace's
+        if self.parent_id is None and ("input" in fields or "output" in fields):
+            # a root's input and output are its trace's
             attrs = {k: fields[k] for k in ("input", "output") if fields.get(k) is not None}
             if attrs:
                 self._tracer.emit_trace(run, attrs)
@@ -117,17 +118,18 @@ class ActiveObservation:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._token is not None:
+        token = self._token
+        if token is not None:
+            self._token = None
             try:
-                current_observation.reset(self._token)
+                current_observation.reset(token)
             except ValueError:  # exited in another context (e.g. a generator); not our bug
                 current_observation.set(None)
-            self._token = None
-        if exc is not None:
+        if exc is None:
+            self.end()
+        else:
             with guarded("observation.exit"):
                 self.end(**error_fields(exc))
-        else:
-            self.end()
 
     async def __aenter__(self) -> ActiveObservation:
         return self.__enter__()

@@ -154,10 +154,20 @@ class Tracer:
         """Start an observation under ``parent`` (default: the current one, else a new trace)."""
         if not isinstance(obs_type, ObservationType):
             obs_type = ObservationType(obs_type)
+        return self._open(name, obs_type, fields, parent, observation_id, start_time)
+
+    def _open(
+        self,
+        name: str,
+        obs_type: ObservationType,
+        fields: dict[str, Any],
+        parent: ActiveObservation | None = None,
+        observation_id: str | None = None,
+        start_time: int | None = None,
+    ) -> ActiveObservation:
+        """The hot path behind span/generation/event: ``fields`` is owned by the event."""
         if parent is None:
-            parent = current_observation.get()
-        if parent is None:
-            parent = _langchain_parent(self)
+            parent = current_observation.get() or _langchain_parent(self)
         if parent is not None:
             run, parent_id = parent.run, parent.id
         else:
@@ -170,9 +180,13 @@ class Tracer:
             fields["usage"] = normalize_usage(fields["usage"])
         if parent_id is None:
             self.emit_trace(run, {"name": name, "input": fields.get("input")})
-        fields.update(parent_id=parent_id, type=obs_type, name=name, start_time=start)
+        fields["parent_id"] = parent_id
+        fields["type"] = obs_type
+        fields["name"] = name
+        fields["start_time"] = start
         if obs_type is ObservationType.EVENT:
             fields["end_time"] = start
+            observation._ended = True  # already complete: start == end
         self.emit(run, Event(Entity.OBSERVATION, observation.id, run.trace_id, run.project, fields))
         return observation
 
@@ -185,21 +199,32 @@ class Tracer:
         if not self.enabled or self._stopped:
             return INERT
         try:
-            return self.start_observation(name, as_type, **fields)
+            if not isinstance(as_type, ObservationType):
+                as_type = ObservationType(as_type)
+            return self._open(name, as_type, fields)
         except Exception as exc:
             guard.report("tracer.span", exc)
             return INERT
 
     def generation(self, name: str, **fields: Any) -> ActiveObservation | InertObservation:
         """A span of type generation: set ``model``, ``usage``, ``model_parameters`` on it."""
-        return self.span(name, as_type=ObservationType.GENERATION, **fields)
+        if not self.enabled or self._stopped:
+            return INERT
+        try:
+            return self._open(name, ObservationType.GENERATION, fields)
+        except Exception as exc:
+            guard.report("tracer.generation", exc)
+            return INERT
 
     def event(self, name: str, **fields: Any) -> ActiveObservation | InertObservation:
         """A point-in-time observation; recorded at once (also usable in a ``with``)."""
-        observation = self.span(name, as_type=ObservationType.EVENT, **fields)
-        if isinstance(observation, ActiveObservation):
-            observation._ended = True  # already complete: start == end
-        return observation
+        if not self.enabled or self._stopped:
+            return INERT
+        try:
+            return self._open(name, ObservationType.EVENT, fields)
+        except Exception as exc:
+            guard.report("tracer.event", exc)
+            return INERT
 
     def update_trace(self, **attributes: Any) -> None:
         """Set attributes of the current trace (user_id, session_id, tags, metadata, ...)."""

@@ -259,9 +259,13 @@ def _translate_event(
         return [score_event(ScoreBody.model_validate(body), project, timestamp)]
     if event_type == "sdk-log":
         return []
-    return observation_events(
-        ObservationBody.model_validate(body), _OBSERVATION_EVENT_TYPES[event_type], project
-    )
+    observation = ObservationBody.model_validate(body)
+    if event_type.endswith("-update"):
+        # An update never re-types what its create said (a span-update of a generation, or an
+        # observation-update without a type, must not turn it into a span).
+        declared = _body_type(observation.type) if observation.type else None
+        return observation_events(observation, declared, project, update=True)
+    return observation_events(observation, _OBSERVATION_EVENT_TYPES[event_type], project)
 
 
 def trace_event(body: TraceBody, project: str) -> Event:
@@ -286,11 +290,11 @@ def trace_event(body: TraceBody, project: str) -> Event:
 
 
 def observation_events(
-    body: ObservationBody, declared: ObservationType | None, project: str
+    body: ObservationBody, declared: ObservationType | None, project: str, *, update: bool = False
 ) -> list[Event]:
     if not body.id:
         raise ValueError("'id' is required")
-    obs_type = declared or _body_type(body.type)
+    obs_type = declared if update else declared or _body_type(body.type)
     trace_id = body.trace_id or body.id
     usage_source: dict[str, Any] | None = body.usage_details or None
     legacy_cost: dict[str, Any] = {}

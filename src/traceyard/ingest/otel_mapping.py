@@ -173,14 +173,10 @@ def map_span(span: OtelSpan) -> MappedSpan:
 
     # --- model, usage, cost, parameters (needed before the type fallback)
     model = as_str(lf.pop("langfuse.observation.model.name", None))
-    if model is None:
-        for key in _MODEL_KEYS:
-            value = fam.plain.get(key)
-            if isinstance(value, str) and value:
-                model = value
-                break
-        for key in _MODEL_KEYS:
-            fam.plain.pop(key, None)
+    for key in _MODEL_KEYS:
+        value = fam.plain.pop(key, None)
+        if model is None and isinstance(value, str) and value:
+            model = value
     obs["model"] = model
 
     usage_raw = maybe_json(lf.pop("langfuse.observation.usage_details", None))

@@ -41,7 +41,8 @@ def create_app(state: ServerState, *, ui_dir: Path | None = UI_DIR) -> FastAPI:
         state.hub.attach(asyncio.get_running_loop())
         tasks = []
         if state.poll_store:
-            tasks.append(asyncio.create_task(StorePoller(state.store, state.hub, state.poll_interval_s).run()))
+            state.poller = StorePoller(state.store, state.hub, state.poll_interval_s)
+            tasks.append(asyncio.create_task(state.poller.run()))
         if retention_policy(state) != (None, None):
             tasks.append(asyncio.create_task(run_retention(state)))
         try:

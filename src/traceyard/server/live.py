@@ -4,8 +4,8 @@ The writer thread hands each committed batch to :meth:`LiveHub.publish_events`, 
 length check when nobody listens and a deque append plus (at most once per drain) a
 ``call_soon_threadsafe`` when someone does. Turning events into change messages, filtering
 and JSON encoding happen on the server's own event loop. Each client has a bounded queue of
-frames; a client that lets it fill up is disconnected (close code 1013) instead of making
-anyone wait.
+frames, bounded in bytes; a client that lets it fill up is disconnected (close code 1013)
+instead of making anyone wait.
 
 When the writer is another process (``traceyard serve``), :class:`StorePoller` finds changes by
 polling the store: the newest traces of the listing, and the whole tree of any trace a client
@@ -32,8 +32,9 @@ logger = logging.getLogger("traceyard.server")
 
 Change = dict[str, Any]
 
-#: Frames a client may have waiting before it counts as too slow and is dropped.
-CLIENT_QUEUE_FRAMES = 256
+#: Bytes a client may have waiting (beyond what its socket holds) before it counts as too
+#: slow and is dropped: at 1,000 changes/s (~200 KB/s) about 20 s of backlog.
+CLIENT_BACKLOG_BYTES = 4 << 20
 #: Batches waiting for the loop; beyond it the oldest are dropped (and counted).
 PENDING_BATCHES = 4096
 #: Trace ids remembered to tell "created" from "updated".
@@ -54,28 +55,38 @@ class LiveFilter:
 
 
 class LiveClient:
-    """One subscriber: a filter and a bounded queue of encoded frames (None = close)."""
+    """One subscriber: a filter and a queue of encoded frames (None = close), bounded in
+    bytes so that one huge batch and many small ones count alike."""
 
-    def __init__(self, live_filter: LiveFilter, max_frames: int = CLIENT_QUEUE_FRAMES) -> None:
+    def __init__(self, live_filter: LiveFilter, max_bytes: int = CLIENT_BACKLOG_BYTES) -> None:
         self.filter = live_filter
-        self.frames: asyncio.Queue[str | None] = asyncio.Queue(max_frames)
+        self.max_bytes = max_bytes
+        self.frames: asyncio.Queue[str | None] = asyncio.Queue()
+        self.backlog_bytes = 0
         self.too_slow = False
 
     def offer(self, frame: str) -> bool:
         """Queue a frame; False (and marked too slow) when the client has fallen behind."""
         if self.too_slow:
             return False
-        try:
-            self.frames.put_nowait(frame)
-        except asyncio.QueueFull:
+        if self.backlog_bytes + len(frame) > self.max_bytes and self.backlog_bytes:
             self.too_slow = True
             return False
+        self.backlog_bytes += len(frame)
+        self.frames.put_nowait(frame)
         return True
 
+    async def next_frame(self) -> str | None:
+        frame = await self.frames.get()
+        if frame is not None:
+            self.backlog_bytes -= len(frame)
+        return frame
+
     def close(self) -> None:
-        # Make room for the sentinel: a closing client does not need its backlog.
-        while self.frames.full():
+        # A closing client does not need its backlog: drop it so the sentinel comes next.
+        while not self.frames.empty():
             self.frames.get_nowait()
+        self.backlog_bytes = 0
         self.frames.put_nowait(None)
 
 
@@ -84,6 +95,8 @@ class LiveHub:
 
     def __init__(self) -> None:
         self.clients: set[LiveClient] = set()
+        #: Backlog bound given to new clients (see :data:`CLIENT_BACKLOG_BYTES`).
+        self.client_backlog_bytes = CLIENT_BACKLOG_BYTES
         self.clients_dropped = 0
         self.batches_dropped = 0
         self.changes_sent = 0
@@ -100,7 +113,7 @@ class LiveHub:
         self._closed = False
 
     def subscribe(self, live_filter: LiveFilter) -> LiveClient:
-        client = LiveClient(live_filter)
+        client = LiveClient(live_filter, self.client_backlog_bytes)
         self.clients.add(client)
         return client
 
@@ -265,6 +278,8 @@ class StorePoller:
         self.interval_s = interval_s
         self.head = head
         self.max_followed = max_followed
+        #: Rounds done while clients were connected (the first one takes the baseline).
+        self.rounds = 0
         self._traces: dict[str, tuple[Any, ...]] | None = None
         self._trees: dict[str, dict[str, tuple[Any, ...]]] = {}
 
@@ -285,6 +300,7 @@ class StorePoller:
             changes.extend(self._tree_changes(trace_id, detail))
         self._trees = {k: v for k, v in self._trees.items() if k in followed}
         self.hub.publish(changes)
+        self.rounds += 1
 
     def _head_changes(self) -> list[Change]:
         page = self.store.list_traces(TraceQuery(limit=self.head))

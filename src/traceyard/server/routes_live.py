@@ -44,7 +44,7 @@ async def _pump(websocket: WebSocket, client: LiveClient) -> None:
     receiver = asyncio.create_task(_until_disconnect(websocket))
     try:
         while True:
-            getter = asyncio.create_task(client.frames.get())
+            getter = asyncio.create_task(client.next_frame())
             done, _ = await asyncio.wait({getter, receiver}, return_when=asyncio.FIRST_COMPLETED)
             if receiver in done:
                 getter.cancel()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 from fastapi import Request
 
 from traceyard.config import Settings
-from traceyard.server.live import LiveHub
+from traceyard.server.live import LiveHub, StorePoller
 from traceyard.store.base import Store
 
 if TYPE_CHECKING:
@@ -41,6 +41,8 @@ class ServerState:
     poll_store: bool = False
     #: Seconds between polls of the store for live changes (when ``poll_store``).
     poll_interval_s: float = 1.0
+    #: The running poller (when ``poll_store``), set at startup.
+    poller: StorePoller | None = None
     hub: LiveHub = field(default_factory=LiveHub)
     counters: ServerCounters = field(default_factory=ServerCounters)
     started_at: float = field(default_factory=time.monotonic)

@@ -704,7 +704,9 @@ class SQLiteStore:
     def _reclaim(self) -> None:
         """Give the pages freed by deletes back to the file system (auto_vacuum=INCREMENTAL;
         a database created before that pragma keeps its free pages for reuse instead)."""
-        self._conn().execute("PRAGMA incremental_vacuum")
+        # Each step of the pragma frees one page and execute() steps it once; executescript
+        # runs it to the end (autocommit connection: there is no transaction for it to end).
+        self._conn().executescript("PRAGMA incremental_vacuum;")
 
     def counts(self) -> StoreCounts:
         counters = dict(self._conn().execute("SELECT name, value FROM counters").fetchall())

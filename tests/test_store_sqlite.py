@@ -1,0 +1,100 @@
+"""What only the SQLite store does: schema migrations (from an empty file and from the
+previous release's schema), trigger-kept counts, and space given back after a prune.
+(The shared contract runs in test_store_contract.py.)"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from store_contract import at, obs
+
+from traceyard.errors import StoreError
+from traceyard.store.sqlite import SQLiteStore, split_statements
+from traceyard.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
+
+
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {r[0] for r in rows}
+
+
+def test_migrates_an_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+    assert _tables(path) == {
+        "traces",
+        "observations",
+        "scores",
+        "payloads",
+        "counters",
+        "prompts",
+        "media",
+    }
+
+
+def test_migrates_up_from_the_previous_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    with sqlite3.connect(path) as conn:
+        for statement in split_statements(MIGRATIONS[0]):
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO traces (id, project, name) VALUES ('old', 'p', 'kept')")
+        conn.executemany(
+            "INSERT INTO observations (id, trace_id, start_time) VALUES (?, 'old', ?)",
+            [("o1", at(0)), ("o2", at(1))],
+        )
+    store = SQLiteStore(path)
+    try:
+        counts = store.counts()
+        assert (counts.traces, counts.observations, counts.scores) == (1, 2, 0)
+        store.write([obs("o3", "old", start_time=at(2), end_time=at(3))])
+        store.write([obs("o3", "old", output="again")])  # an update is not a new row
+        assert store.counts().observations == 3
+        detail = store.get_trace("old")
+        assert detail is not None and detail.name == "kept"
+        assert [o.id for o in detail.observations] == ["o1", "o2", "o3"]
+        assert store.save_prompt("p", "n", "text").version == 1
+    finally:
+        store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_schema_newer_than_this_release_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="newer than this traceyard"):
+        SQLiteStore(path)
+
+
+def test_trigger_statements_survive_splitting() -> None:
+    statements = split_statements(MIGRATIONS[1])
+    triggers = [s for s in statements if s.startswith("CREATE TRIGGER")]
+    assert len(triggers) == 6
+    assert all(s.rstrip(";").endswith("END") for s in triggers)
+
+
+def test_prune_gives_the_space_back(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    store = SQLiteStore(path, blob_threshold_bytes=100)
+    try:
+        store.write(
+            [
+                obs(f"o{i}", f"t{i}", start_time=at(i), input=f"{i}-" + "x" * 20_000)
+                for i in range(200)
+            ]
+        )
+        assert store.prune(max_traces=10) == 190
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
+        assert store.counts().traces == 10
+    finally:
+        store.close()
