@@ -14,13 +14,13 @@ costs GIL time that the traced app would pay for.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
