@@ -65,6 +65,9 @@ def raw_copy_throughput(url: str, events: Sequence[Event]) -> float:
     PostgresStore(url).close()  # same schema
     rows = RowBuilder(8192, PriceTable.default()).build(events)
     observations = len(rows.observations)
+    payloads: dict[str, list[tuple[str, str, bytes]]] = {}
+    for payload in rows.payloads:
+        payloads.setdefault(payload[0], []).append(payload)
     chunk = 1000
     with psycopg.connect(url, autocommit=True) as conn:
         started = time.perf_counter()
@@ -75,10 +78,9 @@ def raw_copy_throughput(url: str, events: Sequence[Event]) -> float:
                 ) as copy:
                     for row in rows.observations[i : i + chunk]:
                         copy.write_row(row)
-                owners = {r[0] for r in rows.observations[i : i + chunk]}
                 with cur.copy("COPY payloads (owner, field, data) FROM STDIN") as copy:
-                    for payload in rows.payloads:
-                        if payload[0] in owners:
+                    for row in rows.observations[i : i + chunk]:
+                        for payload in payloads.get(row[0], ()):
                             copy.write_row(payload)
         elapsed = time.perf_counter() - started
     return observations / elapsed
@@ -117,7 +119,7 @@ def strategies(url: str, rounds: int = 8, size: int = 1000) -> dict[str, float]:
             conn.execute(sql + tail, [v for r in part for v in r])
 
     def unnest(conn: Any, rows: list[tuple[Any, ...]]) -> None:
-        conn.execute(unnest_sql + tail, [list(c) for c in zip(*rows)])
+        conn.execute(unnest_sql + tail, [list(c) for c in zip(*rows, strict=True)])
 
     methods: dict[str, Callable[[Any, list[tuple[Any, ...]]], None]] = {
         "COPY to temp table + INSERT..SELECT ON CONFLICT (ours)": copy_stage,

@@ -121,7 +121,13 @@ async def test_partly_bad_batch_keeps_the_good_events(
     body = answer.json()
     assert {s["id"] for s in body["successes"]} == {good_trace["id"], good_span["id"]}
     errors = {e["id"]: e for e in body["errors"]}
-    assert set(errors) == {no_id["id"], bad_level["id"], unknown["id"], not_object["id"], "batch[6]"}
+    assert set(errors) == {
+        no_id["id"],
+        bad_level["id"],
+        unknown["id"],
+        not_object["id"],
+        "batch[6]",
+    }
     assert "'id' is required" in errors[no_id["id"]]["message"]
     assert "level" in errors[bad_level["id"]]["message"]
     assert "unsupported event type" in errors[unknown["id"]]["message"]
@@ -162,7 +168,9 @@ async def test_malformed_bodies_get_clear_4xx(client: tuple[httpx.AsyncClient, T
     assert no_batch.status_code == 400 and '"batch"' in no_batch.json()["message"]
 
     garbage = await http.post(
-        "/v1/traces", content=b"\xff\xfe not protobuf", headers={"content-type": "application/x-protobuf"}
+        "/v1/traces",
+        content=b"\xff\xfe not protobuf",
+        headers={"content-type": "application/x-protobuf"},
     )
     assert garbage.status_code == 400 and "ExportTraceServiceRequest" in garbage.json()["message"]
     bad_id = {
@@ -216,7 +224,7 @@ async def test_otlp_partial_success_reports_rejected_spans(
 
 
 async def test_body_cap_and_gzip_bomb(client: tuple[httpx.AsyncClient, Tracer]) -> None:
-    http, tracer = client
+    http, _ = client
     too_big = await http.post(
         "/api/public/ingestion",
         auth=AUTH,
@@ -353,7 +361,9 @@ async def test_media_upload_is_verified(client: tuple[httpx.AsyncClient, Tracer]
     wrong = await http.put(url, content=b"other bytes")
     assert wrong.status_code == 400 and "sha256Hash" in wrong.json()["message"]
     assert (await http.put(url, content=data)).status_code == 200
-    assert (await http.patch(f"/api/public/media/{media_id}", auth=AUTH, json={})).status_code == 204
+    assert (
+        await http.patch(f"/api/public/media/{media_id}", auth=AUTH, json={})
+    ).status_code == 204
     again = await http.post(
         "/api/public/media",
         auth=AUTH,
@@ -374,7 +384,9 @@ async def test_delete_trace(client: tuple[httpx.AsyncClient, Tracer]) -> None:
     )
     tracer.flush()
     assert (await http.get("/api/public/traces/t-del", auth=AUTH)).status_code == 200
-    other_project = await http.delete("/api/public/traces/t-del", auth=("pk-lf-other", "sk-lf-other"))
+    other_project = await http.delete(
+        "/api/public/traces/t-del", auth=("pk-lf-other", "sk-lf-other")
+    )
     assert other_project.status_code == 404  # another project's key cannot see it
     deleted = await http.delete("/api/public/traces/t-del", auth=AUTH)
     assert deleted.status_code == 200

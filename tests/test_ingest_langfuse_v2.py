@@ -53,7 +53,8 @@ costed = trace.generation(
 costed.end()
 trace.event(name="warned", level="WARNING", input={"why": "slow"})
 trace.span(name="broken", level="ERROR", status_message="ValueError: boom").end()
-trace.span(name="with-media", input={"img": LangfuseMedia(content_bytes=PNG, content_type="image/png")}).end()
+image = LangfuseMedia(content_bytes=PNG, content_type="image/png")
+trace.span(name="with-media", input={"img": image}).end()
 trace.score(name="quality", value=0.8, comment="fine")
 trace.score(name="label", value="good", data_type="CATEGORICAL")
 generation.score(name="obs-score", value=1, data_type="BOOLEAN")
@@ -66,7 +67,9 @@ def decorated(x):
 
 @observe(as_type="generation")
 def helper(x):
-    langfuse_context.update_current_observation(model="gpt-4o-mini", usage={"input": 3, "output": 4})
+    langfuse_context.update_current_observation(
+        model="gpt-4o-mini", usage={"input": 3, "output": 4}
+    )
     return x * 2
 
 assert decorated(21) == 42
@@ -102,7 +105,10 @@ print(json.dumps({
 lf.shutdown()
 """
 
-PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+PNG_B64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5E"
+    "rkJggg=="
+)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-
 import pytest
 from ingest_support import LiveServer, live_server, run_client, wait_for
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -342,13 +341,8 @@ response = litellm.completion(
 )
 assert response.choices[0].message.content == "4"
 print(response.id)
-from litellm.integrations.opentelemetry import OpenTelemetry
 import opentelemetry.trace as trace_api
 provider = trace_api.get_tracer_provider()
-for callback in litellm.callbacks + litellm._async_success_callback + litellm.success_callback:
-    tp = getattr(callback, "tracer_provider", None) or getattr(getattr(callback, "tracer", None), "_tracer_provider", None)
-    if hasattr(tp, "force_flush"):
-        tp.force_flush()
 if hasattr(provider, "force_flush"):
     provider.force_flush()
 """

@@ -20,6 +20,7 @@ from traceyard.ingest.otlp import translate
 from traceyard.model import Entity, Level, ObservationType, ScoreDataType
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
+CALL = "llm.output_messages.0.message.tool_calls.0.tool_call"
 
 
 def span(
@@ -158,8 +159,8 @@ def test_openinference_flattened_messages_tools_and_cache_tokens() -> None:
                 "llm.input_messages.1.message.role": "user",
                 "llm.input_messages.1.message.content": "weather?",
                 "llm.output_messages.0.message.role": "assistant",
-                "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "get",
-                "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": '{"c": 1}',
+                f"{CALL}.function.name": "get",
+                f"{CALL}.function.arguments": '{"c": 1}',
                 "llm.token_count.prompt": 100,
                 "llm.token_count.prompt_details.cache_read": 30,
                 "llm.token_count.prompt_details.cache_write": 20,
@@ -182,7 +183,13 @@ def test_openinference_flattened_messages_tools_and_cache_tokens() -> None:
         {"role": "assistant", "tool_calls": [{"function": {"name": "get", "arguments": {"c": 1}}}]}
     ]
     # the prompt count includes the cache (the total says so): split, not doubled
-    assert obs["usage"] == {"input": 50, "cache_read": 30, "cache_write": 20, "output": 10, "total": 110}
+    assert obs["usage"] == {
+        "input": 50,
+        "cache_read": 30,
+        "cache_write": 20,
+        "output": 10,
+        "total": 110,
+    }
     assert obs["cost"] == {"total": 0.5}
     assert obs["model_parameters"] == {"temperature": 0}
     assert mapped.trace["session_id"] == "s" and mapped.trace["tags"] == ["x", "y"]
@@ -344,7 +351,9 @@ def test_score_bodies() -> None:
     fields = [e.fields for e in result.events]
     assert fields[0]["data_type"] is ScoreDataType.BOOLEAN and fields[0]["string_value"] == "true"
     assert fields[1]["data_type"] is ScoreDataType.CATEGORICAL and fields[1]["string_value"] == "2"
-    assert fields[2]["data_type"] is ScoreDataType.CATEGORICAL and fields[2]["string_value"] == "long"
+    assert (
+        fields[2]["data_type"] is ScoreDataType.CATEGORICAL and fields[2]["string_value"] == "long"
+    )
 
 
 def test_envelope_log_is_bounded() -> None:

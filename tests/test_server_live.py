@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from traceyard.capture.tracer import Tracer
+from traceyard.store.base import TraceQuery
 from traceyard.store.sqlite import SQLiteStore
 
 
@@ -209,3 +210,18 @@ def test_standalone_server_polls_a_store_written_by_someone_else(tracer: Tracer)
                 assert {c["trace_id"] for c in followed} == {"trace-00000"}
     finally:
         other_writer.close()
+
+
+def test_the_server_applies_retention_settings_in_the_background(data_dir: Path) -> None:
+    tracer = Tracer.create(data_dir=data_dir, start_server=False, retention_max_traces=4)
+    try:
+        state = make_state(tracer)
+        seeded = seed(state.store, 10)
+        with loopback_server(state):
+            _wait_for(lambda: state.counters.retention_runs >= 1)
+            left = {t.id for t in state.store.list_traces(TraceQuery(limit=100)).data}
+        newest = sorted(seeded, key=lambda t: t.start_ns)[-4:]
+        assert left == {t.id for t in newest}
+        assert state.counters.retention_deleted == 6
+    finally:
+        tracer.stop()

@@ -412,6 +412,11 @@ def test_rewriting_the_same_batch_is_idempotent(store: Store) -> None:
     assert stored_payload_count(store) == payloads
 
 
+def test_every_backend_implements_the_whole_protocol(store: Store) -> None:
+    assert isinstance(store, Store)
+    assert store.backend in BACKENDS
+
+
 def test_counts_follow_writes_and_deletes(store: Store) -> None:
     empty = store.counts()
     assert (empty.backend, empty.traces, empty.observations, empty.scores) == (

@@ -28,6 +28,7 @@ from ui_support import (
 )
 
 from traceyard.capture.tracer import Tracer
+from traceyard.store.base import TraceQuery
 
 pytestmark = pytest.mark.browser
 
@@ -231,6 +232,30 @@ def test_paging_is_stable_while_traces_arrive(page: Page, world: World) -> None:
     expect(rows(page)).to_have_count(len(second_page))
     assert [r.get_attribute("data-id") for r in rows(page).all()] == second_page
     expect(page.locator(".pager")).to_contain_text("Page 2")
+
+
+def test_sorting_by_a_column_header(page: Page, world: World) -> None:
+    open_view(page, world, "#/traces?name=rag-pipeline")
+    expect(rows(page)).to_have_count(8)
+    page.locator("th.sortable", has_text="Tokens").click()
+    expect(page).to_have_url(re.compile(r"sort=tokens"))
+    expect(page.locator("th.sorted")).to_contain_text("Tokens ↓")
+    page.locator("th.sortable", has_text="Latency").click()
+    page.locator("th.sortable", has_text="Latency").click()  # second click: ascending
+    expect(page).to_have_url(re.compile(r"sort=latency&order=asc"))
+    store = world.tracer.store
+    assert store is not None
+    expected = [
+        t.id
+        for t in sorted(
+            store.list_traces(TraceQuery(name="rag-pipeline")).data,
+            key=lambda t: (t.latency_ms or 0, t.id),
+        )
+    ]
+    assert len({t.latency_ms for t in store.list_traces(TraceQuery(name="rag-pipeline")).data}) == 8
+    expect(rows(page)).to_have_count(8)
+    expect(rows(page).first).to_have_attribute("data-id", expected[0])
+    assert [r.get_attribute("data-id") for r in rows(page).all()] == expected
 
 
 def test_score_added_in_the_ui_is_stored(page: Page, world: World) -> None:

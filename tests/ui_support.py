@@ -203,7 +203,7 @@ def seed_agent_turn(
         output={"role": "assistant", "content": answer},
         usage={"input": 655, "output": 121},
     )
-    tracer.event("answer-sent", parent=root, start_time=start + 2380 * MS)
+    tracer.start_observation("answer-sent", "event", parent=root, start_time=start + 2380 * MS)
     root.update(output={"answer": answer})
     root.update_trace(output={"answer": answer})
     del final
@@ -356,15 +356,48 @@ class StripPrefix:
         await self.app(scope, receive, send)
 
 
+#: The strictest policy the UI is meant to run under: no inline script or style, no other
+#: origin. Tests serve the real app behind it so any violation shows up as a browser error.
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+class WithHeaders:
+    """Adds response headers (here: a Content-Security-Policy) to every HTTP response."""
+
+    def __init__(self, app: ASGIApp, headers: dict[str, str]) -> None:
+        self.app = app
+        self.headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 class LiveServer:
     """The real traceyard app on 127.0.0.1 (a free port), in a thread; ``stop()`` ends it."""
 
-    def __init__(self, tracer: Tracer, *, token: str | None = None, prefix: str = "") -> None:
+    def __init__(
+        self, tracer: Tracer, *, token: str | None = None, prefix: str = "", csp: bool = True
+    ) -> None:
         settings = tracer.settings
         if token is not None:
             settings = settings.model_copy(update={"auth_token": token})
         self.state = ServerState(store=tracer.store, settings=settings, tracer=tracer)  # type: ignore[arg-type]
         app: ASGIApp = create_app(self.state)
+        if csp:
+            app = WithHeaders(app, {"Content-Security-Policy": STRICT_CSP})
         if prefix:
             app = StripPrefix(app, prefix)
         self._socket = bind_socket("127.0.0.1", 0)

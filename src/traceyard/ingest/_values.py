@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from datetime import datetime, timezone
 from typing import Any
+
+import orjson
 
 from traceyard.model import Level
 
@@ -39,7 +40,7 @@ def parse_time_ns(value: Any) -> int | None:
     text = value.strip()
     if text.startswith('"'):
         try:
-            text = str(json.loads(text)).strip()
+            text = str(orjson.loads(text)).strip()
         except ValueError:
             return None
     match = _ISO.match(text)
@@ -74,7 +75,7 @@ def maybe_json(value: Any) -> Any:
         stripped = value.lstrip()
         if stripped[:1] in ("{", "["):
             try:
-                return json.loads(value)
+                return orjson.loads(value)
             except ValueError:
                 return value
     return value
@@ -85,7 +86,7 @@ def json_or_raw(value: Any) -> Any:
     is not JSON."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return orjson.loads(value)
         except ValueError:
             return value
     return value

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
@@ -203,8 +204,8 @@ def _valid_id(hex_id: str, length: int) -> bool:
 
 def _decode_json(body: bytes) -> DecodedRequest:
     try:
-        request = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        request = orjson.loads(body)
+    except ValueError as exc:
         raise OtlpDecodeError(f"body is not valid JSON: {exc}") from None
     if not isinstance(request, dict):
         raise OtlpDecodeError("OTLP/JSON body must be an object with 'resourceSpans'")

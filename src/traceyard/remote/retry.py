@@ -23,7 +23,7 @@ class Backoff:
     """The delay before attempt ``n + 1`` after ``n`` consecutive failures."""
 
     base_s: float = 0.2
-    cap_s: float = 10.0
+    cap_s: float = 5.0
     #: Longest ``Retry-After`` honoured as given; longer ones are cut to this.
     retry_after_cap_s: float = 30.0
     rng: random.Random = field(default_factory=random.Random)

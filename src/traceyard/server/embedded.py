@@ -177,12 +177,13 @@ class RunLinkPrinter:
             print(f"traceyard: run{label} → {self.base_url}#/traces/{trace_id}", file=sys.stderr)
 
 
-def start_embedded(tracer: Tracer) -> EmbeddedServer:
-    """Start the server for a running tracer (called by ``Tracer.create()``)."""
+def start_embedded(tracer: Tracer) -> EmbeddedServer | None:
+    """Start the server for a running tracer (called by ``Tracer.create()``); None when the
+    tracer keeps no local store (it sends to a remote server, which serves the UI)."""
     settings = tracer.settings
     check_bind_safety(settings.host, settings.auth_token)
     if tracer.store is None:
-        raise RuntimeError("the tracer has no store")
+        return None
     state = ServerState(store=tracer.store, settings=settings, tracer=tracer)
     sock = bind_socket(settings.host, settings.port)
     server = EmbeddedServer(state, sock).start()

@@ -12,7 +12,6 @@ pipeline all-or-nothing (:mod:`traceyard.ingest.sink`): a full queue gets 429/50
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -21,6 +20,7 @@ from datetime import datetime, timezone
 from secrets import token_bytes
 from typing import Annotated, Any, TypeGuard
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
@@ -49,7 +49,7 @@ from traceyard.ingest.otlp import (
     media_type,
     translate,
 )
-from traceyard.ingest.sink import Admission, IngestSink
+from traceyard.ingest.sink import Admission, IngestSink, IngestStats
 from traceyard.model import Event, Observation, ObservationType, Trace
 from traceyard.server.errors import error_body
 from traceyard.store.base import MediaRecord, Prompt, Store, TraceQuery
@@ -149,6 +149,15 @@ def get_ingest_target(request: Request) -> IngestTarget:
 Target = Annotated[IngestTarget, Depends(get_ingest_target)]
 
 
+def ingest_stats(app: Any) -> dict[str, int]:
+    """The ingestion counters of ``app`` (accepted, refused busy, rejected invalid), for the
+    server's /metrics and status page; zeros before the first ingestion request."""
+    target: IngestTarget | None = getattr(app.state, "traceyard_ingest", None)
+    if target is None:
+        return IngestStats().as_dict()
+    return target.sink.stats.as_dict()
+
+
 def _project(request: Request, target: Target) -> str:
     """FastAPI dependency: Basic auth with a Langfuse key pair; the pair's project."""
     if not target.keys:
@@ -188,8 +197,8 @@ async def _body(request: Request, target: IngestTarget) -> bytes:
 async def _json_body(request: Request, target: IngestTarget) -> Any:
     raw = await _body(request, target)
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return orjson.loads(raw)
+    except ValueError as exc:
         raise _Refusal(400, f"request body is not valid JSON: {exc}") from None
 
 

@@ -98,4 +98,3 @@ async def ingest(
             headers={"Retry-After": str(admission.retry_after_s)},
         )
     return JSONResponse(result.model_dump(), status_code=207 if batch.rejected else 200)
-

@@ -53,9 +53,15 @@ def health(state: State) -> Health:
 
 
 def _forwarding(settings: Any) -> list[str]:
-    # Forwarding is configured by the ingestion/forwarding work; read it when it exists.
-    targets = getattr(settings, "forward_endpoints", None) or []
-    return [str(t) for t in targets]
+    """Labels of the forwarding targets (``forward_targets``), never their credentials."""
+    raw = getattr(settings, "forward_targets", None)
+    if not raw:
+        return []
+    try:
+        from traceyard.forward.config import parse_targets, unique_labels
+    except ImportError:  # forwarding not part of this build
+        return []
+    return list(unique_labels(parse_targets(raw)))
 
 
 class StoreStats(BaseModel):

@@ -82,7 +82,7 @@ MIGRATIONS: list[str] = [
         completion_start_time bigint,
         prompt_name text,
         prompt_version integer
-    );
+    ) WITH (fillfactor = 80);  -- room on the page: the end event's update can be HOT
     -- a trace's tree in order, and the per-batch recompute of its totals
     CREATE INDEX observations_trace ON observations (trace_id, start_time);
     -- "some generation used this model" and the per-model timeseries

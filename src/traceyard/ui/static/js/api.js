@@ -118,7 +118,6 @@ export async function api(path, params, options = {}) {
       else url.searchParams.set(key, value);
     }
   }
-  let refused = false;
   for (let attempt = 0; attempt < 4; attempt += 1) {
     const init = { method: options.method || "GET", headers: headers(options.headers), signal: options.signal };
     if (options.body !== undefined) {
@@ -127,8 +126,7 @@ export async function api(path, params, options = {}) {
     }
     const response = await fetch(url, init);
     if (response.status === 401) {
-      await askForToken(refused || attempt > 0);
-      refused = true;
+      await askForToken(Boolean(memoryToken)); // a token was sent: it was refused
       continue;
     }
     if (path !== "health") markAuthorized(); // health is open even when the rest is not

@@ -132,3 +132,19 @@ export function debounce(fn, ms) {
     t = setTimeout(() => fn(...args), ms);
   };
 }
+
+/** Run `fn` at most once per `ms`, always once more after the last call (live refreshes:
+ * a steady stream of changes must not starve the refresh the way a debounce would). */
+export function throttle(fn, ms) {
+  let last = 0;
+  let timer = null;
+  return () => {
+    if (timer) return;
+    const wait = Math.max(0, last + ms - Date.now());
+    timer = setTimeout(() => {
+      timer = null;
+      last = Date.now();
+      fn();
+    }, wait);
+  };
+}

@@ -43,3 +43,14 @@ export function replaceHash(hash) {
 export function go(hash) {
   location.hash = hash;
 }
+
+let listHash = "#/traces";
+
+/** The traces list as last seen (filters included), for "back to the list" links. */
+export function rememberList(hash) {
+  listHash = hash;
+}
+
+export function lastList() {
+  return listHash;
+}

@@ -2,12 +2,12 @@
 // The URL names the trace and the chosen observation: "#/traces/<id>?obs=<id>".
 
 import { api, liveStream, traceIdsOf } from "../api.js";
-import { copyButton, debounce, h, replace } from "../dom.js";
+import { copyButton, h, replace, throttle } from "../dom.js";
 import * as fmt from "../format.js";
 import { icon, typeBadge } from "../icons.js";
 import { jsonView, valueView } from "../json_view.js";
 import { asMessages, conversationView } from "../messages.js";
-import { hashFor, replaceHash } from "../router.js";
+import { hashFor, lastList, replaceHash } from "../router.js";
 import { scoreForm, scoreList } from "../scores.js";
 import { createTree } from "../tree.js";
 import { errorState, latencyClass, loading, scoreChip, stat, statusPill, tagChip } from "./common.js";
@@ -66,7 +66,7 @@ export function traceView(container, route) {
       h(
         "div",
         { class: "trace-title-row" },
-        h("a", { class: "crumb", href: "#/traces" }, "Traces"),
+        h("a", { class: "crumb", href: lastList() }, "Traces"),
         h("span", { class: "crumb-sep" }, "/"),
         typeBadge("trace", 14),
         h("h1", { class: "trace-title", title: t.name || "" }, t.name || "(unnamed trace)"),
@@ -272,7 +272,7 @@ export function traceView(container, route) {
 
   // ---------------------------------------------------------------- live refresh
 
-  const refresh = debounce(() => load(false), 500);
+  const refresh = throttle(() => load(false), 1000);
   const stream = liveStream({ trace_id: traceId }, (msg) => {
     if (traceIdsOf(msg).has(traceId)) refresh();
   });

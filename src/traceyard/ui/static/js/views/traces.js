@@ -2,10 +2,10 @@
 // live updates over the WebSocket with a pause toggle.
 
 import { api, liveStream, traceIdsOf } from "../api.js";
-import { debounce, h, replace } from "../dom.js";
+import { debounce, h, replace, throttle } from "../dom.js";
 import * as fmt from "../format.js";
 import { icon } from "../icons.js";
-import { hashFor, replaceHash } from "../router.js";
+import { hashFor, rememberList, replaceHash } from "../router.js";
 import { emptyState, errorState, latencyClass, loading, pageHeader, scoreChip, statusDot, tagChip } from "./common.js";
 
 const TEXT_FILTERS = [
@@ -324,6 +324,7 @@ export function tracesView(container, route) {
   // ---------------------------------------------------------------- loading and rendering
 
   async function load({ live = false } = {}) {
+    rememberList(hashOf(st));
     if (controller) controller.abort();
     controller = new AbortController();
     const signal = controller.signal;
@@ -526,7 +527,7 @@ export function tracesView(container, route) {
 
   // ---------------------------------------------------------------- live stream
 
-  const refreshLive = debounce(() => load({ live: true }), 400);
+  const refreshLive = throttle(() => load({ live: true }), 1000);
   const stream = liveStream(
     { project: st.filters.project },
     (msg) => {
