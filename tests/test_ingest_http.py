@@ -411,3 +411,44 @@ async def test_v1_traces_uses_the_server_bearer_token(keys: None, data_dir: Path
         # the Langfuse routes keep their own Basic auth even when a bearer token is set
         assert (await http.get("/api/public/projects", auth=AUTH)).status_code == 200
     tracer.stop()
+
+
+async def test_a_server_without_tracer_writes_before_answering(keys: None, data_dir: Path) -> None:
+    """``traceyard serve`` over a store other processes write to has no queue: 2xx must still
+    mean durable, so the events are written before the answer."""
+    from traceyard.config import load_settings
+    from traceyard.store.factory import open_store
+
+    settings = load_settings(data_dir=data_dir, start_server=False)
+    store = open_store(settings)
+    app = create_app(ServerState(store=store, settings=settings, tracer=None))
+    request = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "5b8efff798038103d269b633813fc60c",
+                                "spanId": "eee19b7ec3c1b174",
+                                "name": "direct",
+                                "startTimeUnixNano": "1700000000000000000",
+                                "endTimeUnixNano": "1700000000500000000",
+                                "status": {"code": "STATUS_CODE_ERROR", "message": "bad"},
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
+    ) as http:
+        answer = await http.post("/v1/traces", json=request)
+        assert answer.status_code == 200
+    observation = store.get_observation("eee19b7ec3c1b174")  # no flush: already durable
+    assert observation is not None and observation.name == "direct"
+    assert observation.status_message == "bad" and observation.level.value == "ERROR"
+    assert observation.latency_ms == pytest.approx(500)
+    store.close()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from remote_support import central_server, client_env, read_message, spawn_client, tell
+
 from traceyard.model import TraceStatus
 from traceyard.remote.wire import HOST_KEY, PID_KEY
 
@@ -31,6 +33,7 @@ AGENT_CLIENT = """
 """
 
 
+@pytest.mark.slow
 def test_many_processes_every_observation_arrives_exactly_once(tmp_path: Path) -> None:
     with central_server(tmp_path / "central") as server:
         env = {**client_env(server.url), "N_TRACES": "40"}
@@ -91,6 +94,7 @@ PHASED_CLIENT = """
 """
 
 
+@pytest.mark.slow
 def test_clients_recover_from_a_server_restart_and_account_for_every_event(
     tmp_path: Path,
 ) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from ingest_support import wait_for
 from remote_support import CentralServer, central_server, clean_routing_env
+
 from traceyard.capture.tracer import Tracer
 from traceyard.errors import ConfigError, StoreUnavailableError
 from traceyard.model import Entity, Event, ObservationType

@@ -722,6 +722,37 @@ def test_users_list_with_totals_and_pages(store: Store) -> None:
     assert (u3.trace_count, u3.session_count) == (2, 1)
 
 
+@pytest.mark.parametrize("project", [None, "p1"])
+def test_sessions_and_users_page_in_order_over_many_traces(
+    store: Store, project: str | None
+) -> None:
+    # 1,200 traces (more than one walk chunk), sessions scattered in time, ties on start
+    events = []
+    expected_last: dict[tuple[str, str], dict[str, int]] = {"session_id": {}, "user_id": {}}
+    for i in range(1200):
+        start = (i * 7) % 600  # two traces per start second: ties
+        proj = f"p{i % 2}"
+        session, user = f"s{(i * 13) % 97:03d}", f"u{(i * 5) % 31:02d}"
+        events.append(trace(f"t{i:05d}", project=proj, session_id=session, user_id=user))
+        events.append(obs(f"o{i:05d}", f"t{i:05d}", project=proj, start_time=at(start)))
+        if project is None or proj == project:
+            for key, value in (("session_id", session), ("user_id", user)):
+                seen = expected_last[key]
+                seen[value] = max(seen.get(value, 0), at(start))
+    store.write(events)
+    for key, lister in (("session_id", store.list_sessions), ("user_id", store.list_users)):
+        expected = sorted(expected_last[key], key=lambda v: (expected_last[key][v], v))[::-1]
+        seen_ids: list[str] = []
+        cursor = None
+        while True:
+            page = lister(project=project, limit=7, cursor=cursor)
+            seen_ids.extend(item.id for item in page.data)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen_ids == expected, key
+
+
 def test_scores_list_filters_and_pages(store: Store) -> None:
     store.write(
         [

@@ -336,6 +336,14 @@ def test_a_5000_observation_trace_renders_only_visible_rows(page: Page, world: W
     page.keyboard.press("End")
     expect(page.locator(".tree-row.selected .tree-name")).to_have_text(re.compile(r"-\d+-\d+$"))
     assert page.locator(".tree-row").count() < 120
+    # The filter keeps the matches and their ancestors, even among 5,000 nodes.
+    page.locator("body").press("/")
+    expect(page.locator(".tree-filter")).to_be_focused()
+    page.keyboard.type("retriever-7-1")
+    expect(page.locator(".tree-count")).to_have_text("3 matches")
+    expect(page.locator(".tree-row")).to_have_count(6)  # trace, agent, step-7 and 3 matches
+    page.keyboard.press("Escape")
+    expect(page.locator(".tree-count")).to_have_text("5,000 observations")
     # Collapsing the root leaves one row.
     page.keyboard.press("Home")
     page.keyboard.press("ArrowLeft")

@@ -10,9 +10,10 @@ An end whose start was never seen still lands: the row is created from what the 
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from uuid import UUID
 
 from traceyard._internal import guard
@@ -25,6 +26,9 @@ from traceyard.model import Entity, Event, Level, ObservationType
 
 try:
     from langchain_core.callbacks import BaseCallbackHandler
+    from langchain_core.documents import Document
+    from langchain_core.messages import BaseMessage
+    from langchain_core.prompt_values import PromptValue
     from langchain_core.runnables.config import var_child_runnable_config
     from langchain_core.tracers.context import register_configure_hook
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -32,6 +36,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 if TYPE_CHECKING:
     from traceyard.capture.tracer import Tracer
+
+_Method = TypeVar("_Method", bound=Callable[..., None])
 
 #: Open runs remembered at most; the oldest are forgotten first (their ends still land).
 MAX_OPEN_RUNS = 100_000
@@ -43,6 +49,24 @@ _USER_KEYS = ("user_id", "user")
 _INTERNAL_TAG_PREFIXES = ("seq:step:", "graph:step:", "langsmith:", "map:key:")
 #: Invocation parameters that are not model parameters.
 _NOT_PARAMETERS = frozenset({"_type", "model", "model_name", "stop", "tools", "functions"})
+
+
+def _guarded(method: _Method) -> _Method:
+    """Run a callback's body, reporting (never raising) our own errors.
+
+    A plain try/except rather than ``with guard.guarded()``: a generator-based context manager
+    costs about a microsecond, and LangChain calls these ~20 times per invoke.
+    """
+    where = f"langchain.{method.__name__}"
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except Exception as exc:
+            guard.report(where, exc)
+
+    return cast(_Method, wrapper)
 
 
 class TraceyardCallbackHandler(BaseCallbackHandler):
@@ -150,6 +174,7 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
 
     # ------------------------------------------------------------------ chains
 
+    @_guarded
     def on_chain_start(
         self,
         serialized: dict[str, Any] | None,
@@ -161,27 +186,27 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        with guard.guarded("langchain.on_chain_start"):
-            name = kwargs.get("name") or _serialized_name(serialized) or "chain"
-            self._start(
-                run_id,
-                parent_run_id,
-                ObservationType.CHAIN,
-                name,
-                {"input": _lc(inputs)},
-                tags,
-                metadata,
-            )
+        name = kwargs.get("name") or _serialized_name(serialized) or "chain"
+        self._start(
+            run_id,
+            parent_run_id,
+            ObservationType.CHAIN,
+            name,
+            {"input": _lc(inputs)},
+            tags,
+            metadata,
+        )
 
+    @_guarded
     def on_chain_end(
         self, outputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
     ) -> None:
-        with guard.guarded("langchain.on_chain_end"):
-            fields = {"output": _lc(outputs)}
-            if kwargs.get("inputs") is not None:  # streaming runs learn their input at the end
-                fields["input"] = _lc(kwargs["inputs"])
-            self._end(run_id, parent_run_id, fields)
+        fields = {"output": _lc(outputs)}
+        if kwargs.get("inputs") is not None:  # streaming runs learn their input at the end
+            fields["input"] = _lc(kwargs["inputs"])
+        self._end(run_id, parent_run_id, fields)
 
+    @_guarded
     def on_chain_error(
         self,
         error: BaseException,
@@ -190,11 +215,11 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        with guard.guarded("langchain.on_chain_error"):
-            self._end(run_id, parent_run_id, _error(error))
+        self._end(run_id, parent_run_id, _error(error))
 
     # ------------------------------------------------------------------ models
 
+    @_guarded
     def on_chat_model_start(
         self,
         serialized: dict[str, Any] | None,
@@ -206,15 +231,13 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        with guard.guarded("langchain.on_chat_model_start"):
-            fields = _model_fields(kwargs, metadata, run_id, self._models)
-            fields["input"] = Lazy(_messages_json, messages)
-            name = kwargs.get("name") or _serialized_name(serialized) or "chat_model"
-            self._awaiting_first_token.add(run_id)
-            self._start(
-                run_id, parent_run_id, ObservationType.GENERATION, name, fields, tags, metadata
-            )
+        fields = _model_fields(kwargs, metadata, run_id, self._models)
+        fields["input"] = Lazy(_messages_json, messages)
+        name = kwargs.get("name") or _serialized_name(serialized) or "chat_model"
+        self._awaiting_first_token.add(run_id)
+        self._start(run_id, parent_run_id, ObservationType.GENERATION, name, fields, tags, metadata)
 
+    @_guarded
     def on_llm_start(
         self,
         serialized: dict[str, Any] | None,
@@ -226,37 +249,35 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        with guard.guarded("langchain.on_llm_start"):
-            fields = _model_fields(kwargs, metadata, run_id, self._models)
-            fields["input"] = prompts[0] if len(prompts) == 1 else list(prompts)
-            name = kwargs.get("name") or _serialized_name(serialized) or "llm"
-            self._awaiting_first_token.add(run_id)
-            self._start(
-                run_id, parent_run_id, ObservationType.GENERATION, name, fields, tags, metadata
-            )
+        fields = _model_fields(kwargs, metadata, run_id, self._models)
+        fields["input"] = prompts[0] if len(prompts) == 1 else list(prompts)
+        name = kwargs.get("name") or _serialized_name(serialized) or "llm"
+        self._awaiting_first_token.add(run_id)
+        self._start(run_id, parent_run_id, ObservationType.GENERATION, name, fields, tags, metadata)
 
+    @_guarded
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
         if run_id not in self._awaiting_first_token:
             return
-        with guard.guarded("langchain.on_llm_new_token"):
-            self._awaiting_first_token.discard(run_id)
-            observation = self._runs.get(run_id)
-            if observation is not None:
-                observation.update(completion_start_time=time.time_ns())
+        self._awaiting_first_token.discard(run_id)
+        observation = self._runs.get(run_id)
+        if observation is not None:
+            observation.update(completion_start_time=time.time_ns())
 
+    @_guarded
     def on_llm_end(
         self, response: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
     ) -> None:
-        with guard.guarded("langchain.on_llm_end"):
-            fields: dict[str, Any] = {"output": Lazy(_llm_result_json, response)}
-            usage, model = _usage_and_model(response)
-            if usage:
-                fields["usage"] = usage
-            model = model or self._models.get(run_id)
-            if model:
-                fields["model"] = model
-            self._end(run_id, parent_run_id, fields)
+        fields: dict[str, Any] = {"output": Lazy(_llm_result_json, response)}
+        usage, model = _usage_and_model(response)
+        if usage:
+            fields["usage"] = usage
+        model = model or self._models.get(run_id)
+        if model:
+            fields["model"] = model
+        self._end(run_id, parent_run_id, fields)
 
+    @_guarded
     def on_llm_error(
         self,
         error: BaseException,
@@ -265,11 +286,11 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        with guard.guarded("langchain.on_llm_error"):
-            self._end(run_id, parent_run_id, _error(error))
+        self._end(run_id, parent_run_id, _error(error))
 
     # ------------------------------------------------------------------ tools and retrievers
 
+    @_guarded
     def on_tool_start(
         self,
         serialized: dict[str, Any] | None,
@@ -282,17 +303,17 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
         inputs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        with guard.guarded("langchain.on_tool_start"):
-            name = kwargs.get("name") or _serialized_name(serialized) or "tool"
-            fields = {"input": _lc(inputs) if inputs is not None else input_str}
-            self._start(run_id, parent_run_id, ObservationType.TOOL, name, fields, tags, metadata)
+        name = kwargs.get("name") or _serialized_name(serialized) or "tool"
+        fields = {"input": _lc(inputs) if inputs is not None else input_str}
+        self._start(run_id, parent_run_id, ObservationType.TOOL, name, fields, tags, metadata)
 
+    @_guarded
     def on_tool_end(
         self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
     ) -> None:
-        with guard.guarded("langchain.on_tool_end"):
-            self._end(run_id, parent_run_id, {"output": _lc(output)})
+        self._end(run_id, parent_run_id, {"output": _lc(output)})
 
+    @_guarded
     def on_tool_error(
         self,
         error: BaseException,
@@ -301,9 +322,9 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        with guard.guarded("langchain.on_tool_error"):
-            self._end(run_id, parent_run_id, _error(error))
+        self._end(run_id, parent_run_id, _error(error))
 
+    @_guarded
     def on_retriever_start(
         self,
         serialized: dict[str, Any] | None,
@@ -315,18 +336,18 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        with guard.guarded("langchain.on_retriever_start"):
-            name = kwargs.get("name") or _serialized_name(serialized) or "retriever"
-            self._start(
-                run_id,
-                parent_run_id,
-                ObservationType.RETRIEVER,
-                name,
-                {"input": query},
-                tags,
-                metadata,
-            )
+        name = kwargs.get("name") or _serialized_name(serialized) or "retriever"
+        self._start(
+            run_id,
+            parent_run_id,
+            ObservationType.RETRIEVER,
+            name,
+            {"input": query},
+            tags,
+            metadata,
+        )
 
+    @_guarded
     def on_retriever_end(
         self,
         documents: Sequence[Any],
@@ -335,9 +356,9 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        with guard.guarded("langchain.on_retriever_end"):
-            self._end(run_id, parent_run_id, {"output": Lazy(_documents_json, documents)})
+        self._end(run_id, parent_run_id, {"output": Lazy(_documents_json, documents)})
 
+    @_guarded
     def on_retriever_error(
         self,
         error: BaseException,
@@ -346,34 +367,34 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
         parent_run_id: UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        with guard.guarded("langchain.on_retriever_error"):
-            self._end(run_id, parent_run_id, _error(error))
+        self._end(run_id, parent_run_id, _error(error))
 
     # ------------------------------------------------------------------ agents and the rest
 
+    @_guarded
     def on_agent_action(self, action: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        with guard.guarded("langchain.on_agent_action"):
-            tool = getattr(action, "tool", None)
-            self._child_event(
-                run_id,
-                f"agent_action:{tool}",
-                {
-                    "input": {"tool": tool, "tool_input": getattr(action, "tool_input", None)},
-                    "metadata": {"log": getattr(action, "log", None)},
-                },
-            )
+        tool = getattr(action, "tool", None)
+        self._child_event(
+            run_id,
+            f"agent_action:{tool}",
+            {
+                "input": {"tool": tool, "tool_input": getattr(action, "tool_input", None)},
+                "metadata": {"log": getattr(action, "log", None)},
+            },
+        )
 
+    @_guarded
     def on_agent_finish(self, finish: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        with guard.guarded("langchain.on_agent_finish"):
-            self._child_event(
-                run_id,
-                "agent_finish",
-                {
-                    "output": getattr(finish, "return_values", None),
-                    "metadata": {"log": getattr(finish, "log", None)},
-                },
-            )
+        self._child_event(
+            run_id,
+            "agent_finish",
+            {
+                "output": getattr(finish, "return_values", None),
+                "metadata": {"log": getattr(finish, "log", None)},
+            },
+        )
 
+    @_guarded
     def on_custom_event(
         self,
         name: str,
@@ -384,22 +405,21 @@ class TraceyardCallbackHandler(BaseCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        with guard.guarded("langchain.on_custom_event"):
-            self._child_event(run_id, name, {"input": data, "metadata": metadata})
+        self._child_event(run_id, name, {"input": data, "metadata": metadata})
 
+    @_guarded
     def on_retry(self, retry_state: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        with guard.guarded("langchain.on_retry"):
-            outcome = getattr(retry_state, "outcome", None)
-            failure = outcome.exception() if outcome is not None and outcome.failed else None
-            self._child_event(
-                run_id,
-                "retry",
-                {
-                    "level": Level.WARNING,
-                    "status_message": f"{type(failure).__name__}: {failure}" if failure else None,
-                    "metadata": {"attempt": getattr(retry_state, "attempt_number", None)},
-                },
-            )
+        outcome = getattr(retry_state, "outcome", None)
+        failure = outcome.exception() if outcome is not None and outcome.failed else None
+        self._child_event(
+            run_id,
+            "retry",
+            {
+                "level": Level.WARNING,
+                "status_message": f"{type(failure).__name__}: {failure}" if failure else None,
+                "metadata": {"attempt": getattr(retry_state, "attempt_number", None)},
+            },
+        )
 
 
 class NoOpCallbackHandler(BaseCallbackHandler):
@@ -540,38 +560,39 @@ def _lc(value: Any) -> Any:
 
 
 def _lc_json(value: Any, depth: int = 0) -> Any:
-    """LangChain values as plain JSON: messages, prompt values and documents made readable."""
+    """LangChain values as plain JSON: messages, prompt values and documents made readable.
+
+    isinstance checks, not ``hasattr``: probing a pydantic model for an attribute it lacks
+    raises and catches an exception inside pydantic, which is slow on the writer thread.
+    """
     if depth > _MAX_DEPTH or value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, Mapping):
         return {str(k): _lc_json(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_lc_json(v, depth + 1) for v in value]
-    if hasattr(value, "content") and hasattr(value, "type") and hasattr(value, "model_dump"):
+    if isinstance(value, BaseMessage):
         return _message_json(value)
-    to_messages = getattr(value, "to_messages", None)
-    if callable(to_messages):  # a PromptValue
-        return {"messages": [_message_json(m) for m in to_messages()]}
-    if hasattr(value, "page_content"):
+    if isinstance(value, PromptValue):
+        return {"messages": [_message_json(m) for m in value.to_messages()]}
+    if isinstance(value, Document):
         return _documents_json([value])[0]
     return value
 
 
 def _message_json(message: Any) -> dict[str, Any]:
     """A LangChain message as a plain chat message: role, content, tool calls."""
-    kind = str(getattr(message, "type", "") or "")
+    fields = getattr(message, "__dict__", None) or {}
+    kind = str(fields.get("type") or "")
     if kind.endswith("MessageChunk"):
         kind = kind[: -len("MessageChunk")].lower()
-    role = _ROLES.get(kind) or getattr(message, "role", None) or kind or "unknown"
-    result: dict[str, Any] = {
-        "role": role,
-        "content": getattr(message, "content", None),
-    }
+    role = _ROLES.get(kind) or fields.get("role") or kind or "unknown"
+    result: dict[str, Any] = {"role": role, "content": fields.get("content")}
     for attr in ("name", "tool_call_id"):
-        value = getattr(message, attr, None)
+        value = fields.get(attr)
         if value:
             result[attr] = value
-    tool_calls = getattr(message, "tool_calls", None)
+    tool_calls = fields.get("tool_calls")
     if tool_calls:
         result["tool_calls"] = [
             {"id": c.get("id"), "name": c.get("name"), "arguments": c.get("args")}

@@ -2,10 +2,6 @@
 
 Configured by ``forward_targets`` and ``tracing_mode`` (:mod:`traceyard.pipeline.routing`);
 each target has its own queue and thread (:mod:`.forwarder`) and speaks its own convention
-(:mod:`.langfuse`, :mod:`.genai`).
+(:mod:`.langfuse`, :mod:`.genai`). Nothing is imported here: a tracer that does not forward
+must not pay for httpx and protobuf at import time.
 """
-
-from traceyard.forward.config import LangfuseTarget, OtlpTarget, parse_targets
-from traceyard.forward.forwarder import Forwarder
-
-__all__ = ["Forwarder", "LangfuseTarget", "OtlpTarget", "parse_targets"]

@@ -60,10 +60,17 @@ class IngestSink:
     """Admits batches of events to a tracer's queue, or straight to a store."""
 
     def __init__(self, tracer: Any | None, store: Store) -> None:
-        self.tracer = tracer
+        # A disabled tracer has a queue but no writer: it would swallow events, so bypass it.
+        self.tracer = tracer if tracer is not None and tracer.enabled else None
         self.store = store
         self.stats = IngestStats()
         self._write_lock = threading.Lock()
+
+    @property
+    def writes_directly(self) -> bool:
+        """True when :meth:`submit` writes to the store itself (it then blocks: run it in a
+        worker thread)."""
+        return self.tracer is None
 
     def submit(self, events: Sequence[Event]) -> Admission:
         """Take all of ``events``, or none of them (queue full, store down, tracer stopped)."""

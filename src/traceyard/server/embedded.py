@@ -48,7 +48,9 @@ def bind_socket(host: str, port: int, attempts: int = PORT_ATTEMPTS) -> socket.s
     last_error: OSError | None = None
     candidates = [0] if port == 0 else range(port, min(port + attempts, 65536))
     for candidate in candidates:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on sockets whose proto says TCP,
+        # and without it every response waits ~40 ms for a delayed ACK (Nagle).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host.strip("[]"), candidate))
@@ -59,6 +61,9 @@ def bind_socket(host: str, port: int, attempts: int = PORT_ATTEMPTS) -> socket.s
                 continue
             raise
         sock.set_inheritable(False)
+        # Listen now: a client that connects as soon as the URL is printed waits in the
+        # backlog instead of being refused while uvicorn starts.
+        sock.listen(2048)
         return sock
     raise OSError(f"no free port in {port}-{port + attempts - 1} on {host}") from last_error
 

@@ -211,7 +211,7 @@ def _busy(admission: Admission) -> _Refusal:
 
 
 async def _submit(target: IngestTarget, events: list[Event]) -> None:
-    if target.sink.tracer is None:
+    if target.sink.writes_directly:
         admission = await run_in_threadpool(target.sink.submit, events)
     else:
         admission = target.sink.submit(events)

@@ -25,7 +25,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -57,6 +57,7 @@ from traceyard.model import (
     ns_to_datetime,
 )
 from traceyard.store import _convert as convert
+from traceyard.store._groups import recent_groups
 from traceyard.store._prompts import DEFAULT_LABEL, plan_new_version, plan_set_labels
 from traceyard.store._rows import (
     OBSERVATION_COLUMNS,
@@ -67,6 +68,7 @@ from traceyard.store._rows import (
     cost_total,
     decompress_text,
 )
+from traceyard.store._sql import level_filter, like_escape
 from traceyard.store.base import (
     MediaRecord,
     Page,
@@ -331,6 +333,19 @@ ON CONFLICT (shard) DO UPDATE SET traces = counters.traces + EXCLUDED.traces,
     observations = counters.observations + EXCLUDED.observations,
     scores = counters.scores + EXCLUDED.scores
 """
+
+_SESSION_COLUMNS = (
+    "session_id, MIN(project) AS project, COUNT(*) AS n, "
+    "array_agg(DISTINCT user_id) AS users, MIN(start_ns) AS first_ns, "
+    "MAX(start_ns) AS last_start, MAX(end_ns) AS last_ns, SUM(total_tokens) AS tokens, "
+    "SUM(total_cost) AS cost, COUNT(*) FILTER (WHERE error_count > 0) AS errors"
+)
+_USER_COLUMNS = (
+    "user_id, MIN(project) AS project, COUNT(*) AS n, "
+    "COUNT(DISTINCT session_id) AS sessions, MIN(start_ns) AS first_ns, "
+    "MAX(start_ns) AS last_start, SUM(total_tokens) AS tokens, "
+    "SUM(total_cost) AS cost, COUNT(*) FILTER (WHERE error_count > 0) AS errors"
+)
 
 _TABLES = ("traces", "observations", "scores", "payloads", "counters", "prompts", "media")
 
@@ -608,34 +623,8 @@ class PostgresStore:
     def list_sessions(
         self, project: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page[SessionSummary]:
-        where: list[str] = ["session_id IS NOT NULL"]
-        params: list[Any] = []
-        if project is not None:
-            where.append("project = %s")
-            params.append(project)
-        having = ""
-        if cursor:
-            last_start, last_id = decode_cursor(cursor, 2)
-            having = "HAVING (MAX(start_ns), session_id) < (%s, %s)"
-            params += [last_start, last_id]
-        sql = (
-            "SELECT session_id, MIN(project) AS project, COUNT(*) AS n, "
-            "array_agg(DISTINCT user_id) AS users, MIN(start_ns) AS first_ns, "
-            "MAX(start_ns) AS last_start, MAX(end_ns) AS last_ns, "
-            "SUM(total_tokens) AS tokens, SUM(total_cost) AS cost, "
-            "COUNT(*) FILTER (WHERE error_count > 0) AS errors "
-            f"FROM traces {_where(where)} GROUP BY session_id {having} "
-            "ORDER BY last_start DESC, session_id DESC LIMIT %s"
-        )
-        with self._conn() as conn:
-            rows = conn.execute(sql, [*params, limit + 1]).fetchall()
-        page = rows[:limit]
-        next_cursor = (
-            encode_cursor([page[-1]["last_start"], page[-1]["session_id"]])
-            if len(rows) > limit
-            else None
-        )
-        sessions = [convert.session(r, r["users"]) for r in page]
+        rows, next_cursor = self._group_page("session_id", _SESSION_COLUMNS, project, limit, cursor)
+        sessions = [convert.session(r, r["users"]) for r in rows]
         return Page[SessionSummary](data=sessions, next_cursor=next_cursor)
 
     def get_session(self, session_id: str, project: str | None = None) -> SessionDetail | None:
@@ -651,33 +640,63 @@ class PostgresStore:
     def list_users(
         self, project: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page[UserSummary]:
-        where: list[str] = ["user_id IS NOT NULL"]
+        rows, next_cursor = self._group_page("user_id", _USER_COLUMNS, project, limit, cursor)
+        return Page[UserSummary](data=[convert.user(r) for r in rows], next_cursor=next_cursor)
+
+    def _group_page(
+        self, key: str, columns: str, project: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of sessions or users (``key``), newest first; see :mod:`._groups`."""
+        base: list[str] = [f"{key} IS NOT NULL"]
         params: list[Any] = []
         if project is not None:
-            where.append("project = %s")
+            base.append("project = %s")
             params.append(project)
-        having = ""
-        if cursor:
-            last_seen, last_id = decode_cursor(cursor, 2)
-            having = "HAVING (MAX(start_ns), user_id) < (%s, %s)"
-            params += [last_seen, last_id]
-        sql = (
-            "SELECT user_id, MIN(project) AS project, COUNT(*) AS n, "
-            "COUNT(DISTINCT session_id) AS sessions, MIN(start_ns) AS first_ns, "
-            "MAX(start_ns) AS last_start, SUM(total_tokens) AS tokens, "
-            "SUM(total_cost) AS cost, COUNT(*) FILTER (WHERE error_count > 0) AS errors "
-            f"FROM traces {_where(where)} GROUP BY user_id {having} "
-            "ORDER BY last_start DESC, user_id DESC LIMIT %s"
-        )
+        after = tuple(decode_cursor(cursor, 2)) if cursor else None
         with self._conn() as conn:
-            rows = conn.execute(sql, [*params, limit + 1]).fetchall()
+
+            def walk(position: tuple[int, str] | None, n: int) -> list[Any]:
+                where, values = list(base), list(params)
+                if position is not None:
+                    where.append("(start_ns, id) < (%s, %s)")
+                    values += list(position)
+                return conn.execute(
+                    f"SELECT {key}, start_ns, id FROM traces {_where(where)} "
+                    "ORDER BY start_ns DESC, id DESC LIMIT %s",
+                    [*values, n],
+                    prepare=False,
+                ).fetchall()
+
+            def aggregate(keys: list[str]) -> dict[str, dict[str, Any]]:
+                where = [*base, f"{key} = ANY(%s)"]
+                rows = conn.execute(
+                    f"SELECT {columns} FROM traces {_where(where)} GROUP BY {key}",
+                    [*params, keys],
+                ).fetchall()
+                return {r[key]: r for r in rows}
+
+            def full_scan() -> list[Mapping[str, Any]]:
+                having, values = "", list(params)
+                if after is not None:
+                    having = f"HAVING (MAX(start_ns), {key}) < (%s, %s)"
+                    values += list(after)
+                rows: list[Mapping[str, Any]] = conn.execute(
+                    f"SELECT {columns} FROM traces {_where(base)} GROUP BY {key} {having} "
+                    f"ORDER BY last_start DESC, {key} DESC LIMIT %s",
+                    [*values, limit + 1],
+                ).fetchall()
+                return rows
+
+            rows: list[Any] = recent_groups(
+                lambda position, n: [tuple(r.values()) for r in walk(position, n)],
+                aggregate,
+                limit,
+                after,
+                full_scan,
+            )
         page = rows[:limit]
-        next_cursor = (
-            encode_cursor([page[-1]["last_start"], page[-1]["user_id"]])
-            if len(rows) > limit
-            else None
-        )
-        return Page[UserSummary](data=[convert.user(r) for r in page], next_cursor=next_cursor)
+        more = len(rows) > limit
+        return page, encode_cursor([page[-1]["last_start"], page[-1][key]]) if more else None
 
     def list_scores(
         self,
@@ -725,7 +744,9 @@ class PostgresStore:
             "interval": interval,
             "project": query.project,
         }
-        with self._conn() as conn:
+        with self._conn() as conn, conn.transaction():
+            # A week of traces sorts in memory instead of spilling to disk (default 4 MB).
+            conn.execute("SET LOCAL work_mem = '64MB'")
             rows = conn.execute(sql, params).fetchall()
         return [
             TimeseriesPoint(
@@ -1038,7 +1059,7 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
     if q.project is not None:
         add("t.project = %s", q.project)
     if q.name:
-        add("t.name ILIKE %s", f"%{_like(q.name)}%")
+        add("t.name ILIKE %s", f"%{like_escape(q.name)}%")
     if q.user_id is not None:
         add("t.user_id = %s", q.user_id)
     if q.session_id is not None:
@@ -1050,11 +1071,7 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
     if q.level is Level.ERROR:
         add("t.error_count > 0")
     elif q.level is not None:
-        add(
-            "EXISTS (SELECT 1 FROM observations o WHERE o.trace_id = t.id "
-            "AND COALESCE(o.level, 'DEFAULT') = %s)",
-            q.level.value,
-        )
+        add(*level_filter(q.level, "%s"))
     if q.start_after is not None:
         add("t.start_ns >= %s", datetime_to_ns(q.start_after))
     if q.start_before is not None:
@@ -1073,13 +1090,9 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
     for key, value in q.metadata.items():
         add("(t.metadata ->> %s) = %s", key, value)
     if q.text:
-        pattern = f"%{_like(q.text)}%"
+        pattern = f"%{like_escape(q.text)}%"
         add("(t.name ILIKE %s OR t.input ILIKE %s OR t.output ILIKE %s)", pattern, pattern, pattern)
     return where, params
-
-
-def _like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _jsonb_text(text: str) -> str:

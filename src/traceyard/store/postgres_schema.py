@@ -87,6 +87,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX observations_trace ON observations (trace_id, start_time);
     -- "some generation used this model" and the per-model timeseries
     CREATE INDEX observations_model ON observations (model, trace_id) WHERE model IS NOT NULL;
+    -- "some observation has level X" (X other than DEFAULT, which is the NULL majority)
+    CREATE INDEX observations_level ON observations (level, trace_id) WHERE level IS NOT NULL;
 
     CREATE TABLE scores (
         id text COLLATE "C" PRIMARY KEY,

@@ -42,6 +42,7 @@ from traceyard.model import (
     ns_to_datetime,
 )
 from traceyard.store import _convert as convert
+from traceyard.store._groups import recent_groups
 from traceyard.store._prompts import DEFAULT_LABEL, plan_new_version, plan_set_labels
 from traceyard.store._rows import (
     OBSERVATION_COLUMNS,
@@ -52,6 +53,7 @@ from traceyard.store._rows import (
     cost_total,
     decompress_text,
 )
+from traceyard.store._sql import level_filter, like_escape
 from traceyard.store.base import (
     MediaRecord,
     Page,
@@ -498,36 +500,8 @@ class SQLiteStore:
     def list_sessions(
         self, project: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page[SessionSummary]:
-        where, params = ["session_id IS NOT NULL"], []
-        if project is not None:
-            where.append("project = ?")
-            params.append(project)
-        having, having_params = "", []
-        if cursor:
-            last_start, last_id = decode_cursor(cursor, 2)
-            having = "HAVING (MAX(start_ns), session_id) < (?, ?)"
-            having_params = [last_start, last_id]
-        rows = (
-            self._conn()
-            .execute(
-                f"SELECT session_id, MIN(project) AS project, COUNT(*) AS n, "
-                f"json_group_array(DISTINCT user_id) AS users, MIN(start_ns) AS first_ns, "
-                f"MAX(start_ns) AS last_start, MAX(end_ns) AS last_ns, "
-                f"TOTAL(total_tokens) AS tokens, "
-                f"TOTAL(total_cost) AS cost, SUM(error_count > 0) AS errors "
-                f"FROM traces {_where(where)} GROUP BY session_id {having} "
-                f"ORDER BY last_start DESC, session_id DESC LIMIT ?",
-                [*params, *having_params, limit + 1],
-            )
-            .fetchall()
-        )
-        page = rows[:limit]
-        next_cursor = (
-            encode_cursor([page[-1]["last_start"], page[-1]["session_id"]])
-            if len(rows) > limit
-            else None
-        )
-        sessions = [convert.session(r, json.loads(r["users"])) for r in page]
+        rows, next_cursor = self._group_page("session_id", _SESSION_COLUMNS, project, limit, cursor)
+        sessions = [convert.session(r, json.loads(r["users"])) for r in rows]
         return Page[SessionSummary](data=sessions, next_cursor=next_cursor)
 
     def get_session(self, session_id: str, project: str | None = None) -> SessionDetail | None:
@@ -538,35 +512,55 @@ class SQLiteStore:
     def list_users(
         self, project: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> Page[UserSummary]:
-        where, params = ["user_id IS NOT NULL"], []
+        rows, next_cursor = self._group_page("user_id", _USER_COLUMNS, project, limit, cursor)
+        return Page[UserSummary](data=[convert.user(r) for r in rows], next_cursor=next_cursor)
+
+    def _group_page(
+        self, key: str, columns: str, project: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[sqlite3.Row], str | None]:
+        """A page of sessions or users (``key``), newest first; see :mod:`._groups`."""
+        conn = self._conn()
+        base: list[str] = [f"{key} IS NOT NULL"]
+        params: list[Any] = []
         if project is not None:
-            where.append("project = ?")
+            base.append("project = ?")
             params.append(project)
-        having, having_params = "", []
-        if cursor:
-            last_seen, last_id = decode_cursor(cursor, 2)
-            having = "HAVING (MAX(start_ns), user_id) < (?, ?)"
-            having_params = [last_seen, last_id]
-        rows = (
-            self._conn()
-            .execute(
-                f"SELECT user_id, MIN(project) AS project, COUNT(*) AS n, "
-                f"COUNT(DISTINCT session_id) AS sessions, MIN(start_ns) AS first_ns, "
-                f"MAX(start_ns) AS last_start, TOTAL(total_tokens) AS tokens, "
-                f"TOTAL(total_cost) AS cost, SUM(error_count > 0) AS errors "
-                f"FROM traces {_where(where)} GROUP BY user_id {having} "
-                f"ORDER BY last_start DESC, user_id DESC LIMIT ?",
-                [*params, *having_params, limit + 1],
-            )
-            .fetchall()
-        )
+        after = tuple(decode_cursor(cursor, 2)) if cursor else None
+
+        def walk(position: tuple[int, str] | None, n: int) -> list[Any]:
+            where, values = list(base), list(params)
+            if position is not None:
+                where.append("(start_ns, id) < (?, ?)")
+                values += list(position)
+            return conn.execute(
+                f"SELECT {key}, start_ns, id FROM traces {_where(where)} "
+                "ORDER BY start_ns DESC, id DESC LIMIT ?",
+                [*values, n],
+            ).fetchall()
+
+        def aggregate(keys: list[str]) -> dict[str, sqlite3.Row]:
+            where = [*base, f"{key} IN (SELECT value FROM json_each(?))"]
+            rows = conn.execute(
+                f"SELECT {columns} FROM traces {_where(where)} GROUP BY {key}",
+                [*params, json.dumps(keys)],
+            ).fetchall()
+            return {r[key]: r for r in rows}
+
+        def full_scan() -> list[sqlite3.Row]:
+            having, values = "", list(params)
+            if after is not None:
+                having = f"HAVING (MAX(start_ns), {key}) < (?, ?)"
+                values += list(after)
+            return conn.execute(
+                f"SELECT {columns} FROM traces {_where(base)} GROUP BY {key} {having} "
+                f"ORDER BY last_start DESC, {key} DESC LIMIT ?",
+                [*values, limit + 1],
+            ).fetchall()
+
+        rows: list[Any] = recent_groups(walk, aggregate, limit, after, full_scan)  # type: ignore[arg-type]
         page = rows[:limit]
-        next_cursor = (
-            encode_cursor([page[-1]["last_start"], page[-1]["user_id"]])
-            if len(rows) > limit
-            else None
-        )
-        return Page[UserSummary](data=[convert.user(r) for r in page], next_cursor=next_cursor)
+        more = len(rows) > limit
+        return page, encode_cursor([page[-1]["last_start"], page[-1][key]]) if more else None
 
     def list_scores(
         self,
@@ -836,6 +830,19 @@ class SQLiteStore:
         return convert.media(row) if row is not None else None
 
 
+_SESSION_COLUMNS = (
+    "session_id, MIN(project) AS project, COUNT(*) AS n, "
+    "json_group_array(DISTINCT user_id) AS users, MIN(start_ns) AS first_ns, "
+    "MAX(start_ns) AS last_start, MAX(end_ns) AS last_ns, TOTAL(total_tokens) AS tokens, "
+    "TOTAL(total_cost) AS cost, SUM(error_count > 0) AS errors"
+)
+_USER_COLUMNS = (
+    "user_id, MIN(project) AS project, COUNT(*) AS n, "
+    "COUNT(DISTINCT session_id) AS sessions, MIN(start_ns) AS first_ns, "
+    "MAX(start_ns) AS last_start, TOTAL(total_tokens) AS tokens, "
+    "TOTAL(total_cost) AS cost, SUM(error_count > 0) AS errors"
+)
+
 # ---------------------------------------------------------------------- query building
 
 
@@ -864,7 +871,7 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
     if q.project is not None:
         add("t.project = ?", q.project)
     if q.name:
-        add("t.name LIKE ? ESCAPE '\\'", f"%{_like(q.name)}%")
+        add("t.name LIKE ? ESCAPE '\\'", f"%{like_escape(q.name)}%")
     if q.user_id is not None:
         add("t.user_id = ?", q.user_id)
     if q.session_id is not None:
@@ -876,12 +883,7 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
     if q.level is Level.ERROR:
         add("t.error_count > 0")
     elif q.level is not None:
-        # An observation stored without a level has the default one.
-        add(
-            "EXISTS (SELECT 1 FROM observations o WHERE o.trace_id = t.id "
-            "AND COALESCE(o.level, 'DEFAULT') = ?)",
-            q.level.value,
-        )
+        add(*level_filter(q.level, "?"))
     if q.start_after is not None:
         add("t.start_ns >= ?", datetime_to_ns(q.start_after))
     if q.start_before is not None:
@@ -906,7 +908,7 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
             value,
         )
     if q.text:
-        pattern = f"%{_like(q.text)}%"
+        pattern = f"%{like_escape(q.text)}%"
         add(
             "(t.name LIKE ? ESCAPE '\\' OR t.input LIKE ? ESCAPE '\\' "
             "OR t.output LIKE ? ESCAPE '\\')",
@@ -915,10 +917,6 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
             pattern,
         )
     return where, params
-
-
-def _like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _json_path(key: str) -> str:

@@ -153,6 +153,9 @@ MIGRATIONS: list[str] = [
         uploaded_at INTEGER
     );
     CREATE INDEX media_trace ON media (trace_id) WHERE trace_id IS NOT NULL;
+
+    -- "some observation has level X" (X other than DEFAULT, which is the NULL majority)
+    CREATE INDEX observations_level ON observations (level, trace_id) WHERE level IS NOT NULL;
     """,
 ]
 

@@ -79,7 +79,17 @@ export function createTree(host, { onSelect }) {
   let frame = 0;
 
   const axis = h("div", { class: "wf-axis" });
-  const head = h("div", { class: "tree-head" }, h("div", { class: "tree-head-name" }, "Observation"), axis);
+  let query = "";
+  let keep = null; // with a filter: the ids shown (matches and their ancestors)
+  const filterInput = h("input", {
+    class: "tree-filter",
+    type: "search",
+    placeholder: "Filter observations…",
+    "aria-label": "Filter observations by name, type or model",
+    "data-search": "", // "/" focuses it
+  });
+  const counter = h("span", { class: "tree-count" });
+  const head = h("div", { class: "tree-head" }, h("div", { class: "tree-head-name" }, filterInput, counter), axis);
   const spacer = h("div", { class: "tree-spacer" });
   const scroller = h(
     "div",
@@ -88,17 +98,54 @@ export function createTree(host, { onSelect }) {
   );
   replace(host, h("div", { class: "tree" }, head, scroller));
 
+  function computeKeep() {
+    keep = null;
+    if (!model || !query) return;
+    keep = new Set([model.root.id]);
+    let matches = 0;
+    for (const n of model.byId.values()) {
+      const o = n.obs;
+      if (!o) continue;
+      const text = `${o.name || ""} ${o.type || ""} ${o.model || ""} ${o.level === "ERROR" ? "error" : ""}`.toLowerCase();
+      if (!text.includes(query)) continue;
+      matches += 1;
+      for (let p = n; p && !keep.has(p.id); p = p.parent) keep.add(p.id);
+    }
+    counter.textContent = `${matches.toLocaleString("en-US")} match${matches === 1 ? "" : "es"}`;
+  }
+
   function flatten() {
     visible = [];
     if (!model) return;
     const stack = [model.root];
     while (stack.length) {
       const n = stack.pop();
+      if (keep && !keep.has(n.id)) continue;
       visible.push(n);
-      if (!collapsed.has(n.id)) for (let i = n.children.length - 1; i >= 0; i -= 1) stack.push(n.children[i]);
+      // A filter shows every match, even under collapsed nodes.
+      if (keep || !collapsed.has(n.id)) for (let i = n.children.length - 1; i >= 0; i -= 1) stack.push(n.children[i]);
     }
+    if (!keep) counter.textContent = `${(model.byId.size - 1).toLocaleString("en-US")} observations`;
     spacer.style.height = `${visible.length * ROW}px`;
   }
+
+  filterInput.addEventListener("input", () => {
+    query = filterInput.value.trim().toLowerCase();
+    computeKeep();
+    flatten();
+    paint();
+  });
+  filterInput.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") {
+      filterInput.value = "";
+      filterInput.dispatchEvent(new Event("input"));
+      scroller.focus();
+    } else if (ev.key === "ArrowDown" || ev.key === "Enter") {
+      ev.preventDefault();
+      scroller.focus();
+      if (visible.length > 1 && (!selected || !visible.includes(selected))) select(visible[1], true);
+    }
+  });
 
   function renderAxis() {
     if (!model) return;
@@ -161,7 +208,8 @@ export function createTree(host, { onSelect }) {
     if (level === "ERROR") extra.push(h("span", { class: "lvl lvl-error", title: o.status_message || "error" }, icon("alert", 11), "error"));
     else if (level === "WARNING") extra.push(h("span", { class: "lvl lvl-warn", title: o.status_message || "warning" }, "warn"));
     if (o && o.model) extra.push(h("span", { class: "tree-model" }, o.model));
-    if (o && o.usage && typeof o.usage.total === "number" && o.usage.total) extra.push(h("span", { class: "tree-tokens" }, `${fmt.tokens(o.usage.total)} tok`));
+    const scores = model.scores.get(n.id);
+    if (scores) extra.push(h("span", { class: "tree-score", title: `scores: ${scores.map((sc) => sc.name).join(", ")}` }, icon("evaluator", 10), String(scores.length)));
     if (n.kind === "trace" && hasKids && isCollapsed) extra.push(h("span", { class: "muted small" }, `${n.children.length} hidden`));
     const row = h(
       "div",
@@ -284,7 +332,14 @@ export function createTree(host, { onSelect }) {
       const previous = selected ? selected.id : null;
       model = buildTree(trace, observations);
       model.traceName = trace.name;
+      model.scores = new Map();
+      for (const sc of trace.scores || []) {
+        const key = sc.observation_id || trace.id;
+        if (!model.scores.has(key)) model.scores.set(key, []);
+        model.scores.get(key).push(sc);
+      }
       collapsed = new Set([...collapsed].filter((id) => model.byId.has(id)));
+      computeKeep();
       flatten();
       renderAxis();
       selected = previous ? model.byId.get(previous) || null : null;

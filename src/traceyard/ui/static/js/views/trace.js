@@ -159,6 +159,7 @@ export function traceView(container, route) {
       const res = await api("scores", { trace_id: traceId, limit: 500 });
       trace = { ...trace, scores: res && Array.isArray(res.data) ? res.data : Array.isArray(res) ? res : trace.scores };
       renderHeader();
+      tree.setData(trace, trace.observations || []);
       const sel = tree.selected();
       if (sel) renderDetail(sel);
     };
@@ -174,7 +175,8 @@ export function traceView(container, route) {
 
   /** Re-render the detail pane when its data changed; never under the user's typing. */
   function renderDetail(node, { force = true } = {}) {
-    const key = JSON.stringify([node.id, node.obs || trace, scoresFor(node.obs ? node.id : null), ioMode]);
+    const own = node.obs || { ...trace, observations: null }; // the root: not the whole tree
+    const key = JSON.stringify([node.id, own, scoresFor(node.obs ? node.id : null), ioMode]);
     const sameNode = detail.dataset.node === node.id;
     if (!force && sameNode) {
       if (key === detailKey) return;

@@ -19,8 +19,8 @@ const TEXT_FILTERS = [
   ["project", "Project", "text"],
 ];
 const LIST_FILTERS = [
-  ["tags", "Tags (all of, comma-separated)"],
-  ["metadata", "Metadata key:value (comma-separated)"],
+  ["tags", "Tags (all of)", "prod, support"],
+  ["metadata", "Metadata", "key:value, key2:value2"],
 ];
 const SELECT_FILTERS = {
   status: ["", "running", "ok", "error", "incomplete"],
@@ -189,9 +189,9 @@ export function tracesView(container, route) {
 
   function buildPanel() {
     const inputs = {};
-    const field = (key, label, type) => {
+    const field = (key, label, type, placeholder) => {
       const value = MULTI.has(key) ? (st.filters[key] || []).join(", ") : st.filters[key] || "";
-      const input = h("input", { class: "input", type, name: key, value, "aria-label": label, step: type === "number" ? "any" : undefined });
+      const input = h("input", { class: "input", type, name: key, value, placeholder, "aria-label": label, step: type === "number" ? "any" : undefined });
       inputs[key] = input;
       return h("label", { class: "field" }, h("span", { class: "field-label" }, label), input);
     };
@@ -207,7 +207,7 @@ export function tracesView(container, route) {
       "form",
       { class: "filter-grid" },
       TEXT_FILTERS.map(([k, l, t]) => field(k, l, t)),
-      LIST_FILTERS.map(([k, l]) => field(k, l, "text")),
+      LIST_FILTERS.map(([k, l, p]) => field(k, l, "text", p)),
       h("label", { class: "field" }, h("span", { class: "field-label" }, "Level (some observation)"), levelSel),
       h("label", { class: "field" }, h("span", { class: "field-label" }, "Started after"), after),
       h("label", { class: "field" }, h("span", { class: "field-label" }, "Started before"), before),
