@@ -149,33 +149,42 @@ def strategies(url: str, rounds: int = 8, size: int = 1000) -> dict[str, float]:
     return {name: sorted(r)[len(r) // 2] for name, r in results.items()}
 
 
-def _process_writer(url: str, prefix: str, seconds: float, start_at: float) -> int:
-    while time.time() < start_at:
-        time.sleep(0.01)
+def _process_writer(url: str, prefix: str, seconds: float, ready: Any, results: Any) -> None:
+    """One writer process: imports and connects first, then writes for ``seconds`` once every
+    process is ready (so slow starts on a busy machine do not eat into the window)."""
     store = PostgresStore(url)
     workload = Workload(prefix=prefix)
+    batches = workload.batches(10**9)
+    first = next(batches)
+    store.write(first)  # warm: staging tables, prepared statements
+    ready.wait()
     completed = 0
-    deadline = start_at + seconds
+    deadline = time.monotonic() + seconds
     try:
-        for batch in workload.batches(10**9):
+        for batch in batches:
             store.write(batch)
             completed += sum(1 for e in batch if "end_time" in e.fields)
-            if time.time() >= deadline:
-                return completed
+            if time.monotonic() >= deadline:
+                break
     finally:
         store.close()
-    return completed
+    results.put(completed)
 
 
 def aggregate(url: str, processes: int, seconds: float) -> float:
     PostgresStore(url).close()
     ctx = multiprocessing.get_context("spawn")
-    start_at = time.time() + 3.0  # after every process has imported and connected
-    with ctx.Pool(processes) as pool:
-        counts = pool.starmap(
-            _process_writer,
-            [(url, f"p{i}", seconds, start_at) for i in range(processes)],
-        )
+    ready = ctx.Barrier(processes)
+    results = ctx.Queue()
+    workers = [
+        ctx.Process(target=_process_writer, args=(url, f"p{i}", seconds, ready, results))
+        for i in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    counts = [results.get(timeout=600) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
     return sum(counts) / seconds
 
 

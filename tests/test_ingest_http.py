@@ -87,6 +87,22 @@ async def test_langfuse_routes_need_a_configured_pair(
     tracer.stop()
 
 
+async def test_a_malformed_key_setting_is_reported_not_crashed(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACEYARD_LANGFUSE_KEYS", "pk-lf-only-a-public-key")
+    tracer = _tracer(data_dir)
+    assert tracer.store is not None
+    app = create_app(ServerState(store=tracer.store, settings=tracer.settings, tracer=tracer))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
+    ) as http:
+        answer = await http.get("/api/public/projects", auth=AUTH)
+        assert answer.status_code == 500
+        assert "public_key:secret_key[@project]" in answer.json()["message"]
+    tracer.stop()
+
+
 async def test_key_pairs_select_the_project(client: tuple[httpx.AsyncClient, Tracer]) -> None:
     http, _ = client
     assert (await http.get("/api/public/projects")).status_code == 401

@@ -276,10 +276,10 @@ HOSTILE = [
 ]
 
 
-def seed_hostile(tracer: Tracer) -> tuple[str, str, str]:
+def seed_hostile(tracer: Tracer, start: int | None = None) -> tuple[str, str, str]:
     """A trace with a hostile string in every field. Returns (trace, generation, session)."""
     h = " | ".join(HOSTILE)
-    start = time.time_ns() - 5_000 * MS
+    start = start or time.time_ns() - 5_000 * MS
     root = _obs(
         tracer,
         f"evil {HOSTILE[0]}",

@@ -8,7 +8,7 @@ A bad value fails at ``create()`` with :class:`ConfigError`, naming the variable
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +67,35 @@ class Settings(BaseSettings):
     print_run_url: bool = Field(False, description="Print each root run's UI link to stderr.")
     auth_token: str | None = Field(
         None, min_length=32, description="Bearer token required by the API (at least 32 chars)."
+    )
+    endpoint: str | None = Field(
+        None,
+        description="URL of a central traceyard server: batches are sent there over HTTP "
+        "instead of stored locally (remote mode).",
+    )
+    tracing_mode: Literal["local", "local+forward", "forward"] | None = Field(
+        None,
+        description="local, local+forward or forward (no local storage); unset: "
+        "local+forward when forward_targets is set, else local.",
+    )
+    forward_targets: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description='JSON list of targets: {"type": "langfuse", "host", "public_key", '
+        '"secret_key"} or {"type": "otlp", "endpoint", "headers"}.',
+    )
+    remote_timeout_s: float = Field(10.0, gt=0, description="Seconds per remote-mode request.")
+    remote_max_request_bytes: int = Field(
+        1_000_000, ge=1024, description="Uncompressed bytes per remote-mode request at most."
+    )
+    remote_compress: bool = Field(True, description="gzip remote-mode request bodies.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Extra Host header values the server accepts without a token "
+        "(it always accepts loopback names).",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Extra browser Origins allowed to call the API without a token.",
     )
     retention_max_traces: int | None = Field(
         None, ge=1, description="Keep at most this many traces (oldest pruned first)."

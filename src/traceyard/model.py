@@ -178,6 +178,9 @@ def _union(old: list[str], new: list[str]) -> list[str]:
     return list(seen)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def ns_to_datetime(ns: int | None) -> datetime | None:
     """Nanoseconds since the epoch to an aware UTC datetime (microsecond precision)."""
     if ns is None:
@@ -189,7 +192,9 @@ def datetime_to_ns(value: datetime) -> int:
     """An aware (or naive-as-UTC) datetime to nanoseconds since the epoch."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return int(value.timestamp() * 1_000_000) * 1000
+    # integer arithmetic: value.timestamp() is a float and can be off by a microsecond
+    delta = value - _EPOCH
+    return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds) * 1000
 
 
 # --------------------------------------------------------------------------- read side

@@ -35,7 +35,7 @@ from traceyard.config import Settings, load_settings
 from traceyard.cost.usage import normalize_usage
 from traceyard.model import Entity, Event, ObservationType, ScoreDataType, ScoreSource
 from traceyard.pipeline.queue import EventQueue
-from traceyard.pipeline.routing import open_sink
+from traceyard.pipeline.routing import open_sink, sink_stats
 from traceyard.pipeline.sink import Sink
 from traceyard.pipeline.writer import Writer
 from traceyard.store.base import Store
@@ -61,6 +61,8 @@ class TracerStats(BaseModel):
     batches_written: int
     internal_errors: int
     last_error: str | None
+    remote: dict[str, Any] | None = None
+    forwarding: dict[str, dict[str, Any]] = {}
 
 
 class Tracer:
@@ -94,7 +96,7 @@ class Tracer:
         a bad value raises :class:`~traceyard.errors.ConfigError` naming what to fix."""
         settings = load_settings(**overrides)
         tracer = cls(settings)
-        if tracer.enabled and settings.start_server:
+        if tracer.enabled and settings.start_server and tracer.store is not None:
             with guard.guarded("starting the embedded server"):
                 _start_embedded_server(tracer)
         return tracer
@@ -175,7 +177,7 @@ class Tracer:
         observation = ActiveObservation(
             self, run, observation_id or new_observation_id(), parent_id, obs_type, name
         )
-        start = start_time or time.time_ns()
+        start = start_time or fields.get("start_time") or time.time_ns()
         if "usage" in fields:
             fields["usage"] = normalize_usage(fields["usage"])
         if parent_id is None:
@@ -398,6 +400,7 @@ class Tracer:
             batches_written=writer.batches_written if writer else 0,
             internal_errors=guard.internal_errors,
             last_error=writer.last_error if writer else None,
+            **(sink_stats(self._sink) if self._sink is not None else {}),
         )
 
     def add_batch_listener(self, listener: Callable[[Any], None]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -158,8 +159,14 @@ _ENV_CHARS = re.compile(r"[^a-z0-9_-]")
 
 def normalize_environment(value: Any) -> str | None:
     """Langfuse's rule: lowercase ``[a-z0-9_-]``, at most 40 characters."""
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         return None
+    return _normalize_environment(value)
+
+
+@lru_cache(maxsize=256)
+def _normalize_environment(value: str) -> str | None:
+    # Every span of a process carries the same one or two values: cache the regex work.
     env = _ENV_CHARS.sub("", value.strip().lower())[:40]
     return env or None
 

@@ -40,8 +40,10 @@ class KeyPair:
 class KeyRing:
     """The configured pairs; answers "which project does this Authorization header unlock"."""
 
-    def __init__(self, pairs: list[KeyPair]) -> None:
+    def __init__(self, pairs: list[KeyPair], problem: str | None = None) -> None:
         self._by_public: dict[str, KeyPair] = {pair.public_key: pair for pair in pairs}
+        #: Why the configured pairs could not be read (the routes report it, not a 500).
+        self.problem = problem
 
     def __bool__(self) -> bool:
         return bool(self._by_public)
@@ -97,7 +99,10 @@ def load_key_ring(settings: Any) -> KeyRing:
         configured = os.environ.get(ENV_VAR)
     if isinstance(configured, (list, tuple)):
         configured = ",".join(str(item) for item in configured)
-    return KeyRing(parse_key_pairs(configured, default_project))
+    try:
+        return KeyRing(parse_key_pairs(configured, default_project))
+    except ConfigError as exc:
+        return KeyRing([], problem=str(exc))
 
 
 def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:

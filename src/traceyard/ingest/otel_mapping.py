@@ -135,6 +135,29 @@ _FRAMEWORK_IO = (
     ("ai.prompt", "ai.response.object"),
     ("gcp.vertex.agent.llm_request", "gcp.vertex.agent.llm_response"),
 )
+_TRACE_PLAIN_KEYS = frozenset({"user.id", "session.id", "gen_ai.conversation.id", "tag.tags"})
+_COMPAT_METADATA_KEYS = frozenset({"langfuse_user_id", "langfuse_session_id", "langfuse_tags"})
+_INPUT_KEYS = frozenset(
+    {
+        "gen_ai.input.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.prompt",
+        "gen_ai.tool.call.arguments",
+        "input.value",
+        "input.mime_type",
+        *(pair[0] for pair in _FRAMEWORK_IO),
+    }
+)
+_OUTPUT_KEYS = frozenset(
+    {
+        "gen_ai.output.messages",
+        "gen_ai.completion",
+        "gen_ai.tool.call.result",
+        "output.value",
+        "output.mime_type",
+        *(pair[1] for pair in _FRAMEWORK_IO),
+    }
+)
 # OpenInference wraps every list element in a one-key object; we drop that wrapper.
 _OI_WRAPPERS = frozenset({"message", "tool_call", "message_content", "document", "prompt"})
 _GEN_AI_INPUT_EVENTS = frozenset(
@@ -173,10 +196,11 @@ def map_span(span: OtelSpan) -> MappedSpan:
 
     # --- model, usage, cost, parameters (needed before the type fallback)
     model = as_str(lf.pop("langfuse.observation.model.name", None))
-    for key in _MODEL_KEYS:
-        value = fam.plain.pop(key, None)
-        if model is None and isinstance(value, str) and value:
-            model = value
+    if not fam.plain.keys().isdisjoint(_MODEL_KEYS):
+        for key in _MODEL_KEYS:
+            value = fam.plain.pop(key, None)
+            if model is None and isinstance(value, str) and value:
+                model = value
     obs["model"] = model
 
     usage_raw = maybe_json(lf.pop("langfuse.observation.usage_details", None))
@@ -209,7 +233,7 @@ def map_span(span: OtelSpan) -> MappedSpan:
 
     # --- level and status
     level = parse_level(lf.pop("langfuse.observation.level", None))
-    exception = _exception_summary(span.events)
+    exception = _exception_summary(span.events) if span.events else None
     if level is None and span.status_code == STATUS_ERROR:
         level = Level.ERROR
     if level is not None:
@@ -287,13 +311,14 @@ def map_span(span: OtelSpan) -> MappedSpan:
     )
     if 0 < span.kind < len(_SPAN_KINDS):
         otel["span_kind"] = _SPAN_KINDS[span.kind]
-    other_events = [
-        {"name": event.name, "time": event.time_ns, "attributes": event.attributes}
-        for event in span.events
-        if event.name not in _GEN_AI_INPUT_EVENTS and event.name != "gen_ai.choice"
-    ]
-    if other_events:
-        otel["events"] = other_events
+    if span.events:
+        other_events = [
+            {"name": event.name, "time": event.time_ns, "attributes": event.attributes}
+            for event in span.events
+            if event.name not in _GEN_AI_INPUT_EVENTS and event.name != "gen_ai.choice"
+        ]
+        if other_events:
+            otel["events"] = other_events
     metadata["otel"] = otel
     obs["metadata"] = metadata
 
@@ -342,6 +367,13 @@ def _gen_ai_or_openinference_cost(fam: _Families) -> dict[str, float]:
 
 def _input_from_conventions(fam: _Families, span: OtelSpan) -> Any:
     plain = fam.plain
+    if (
+        plain.keys().isdisjoint(_INPUT_KEYS)
+        and not fam.gen_ai_prompt
+        and not fam.llm_input_messages
+        and not span.events
+    ):
+        return None  # the common case of a span without any input convention: skip the rest
     messages = maybe_json(plain.pop("gen_ai.input.messages", None))
     system = maybe_json(plain.pop("gen_ai.system_instructions", None))
     if messages is None and fam.gen_ai_prompt:
@@ -372,6 +404,13 @@ def _input_from_conventions(fam: _Families, span: OtelSpan) -> Any:
 
 def _output_from_conventions(fam: _Families, span: OtelSpan) -> Any:
     plain = fam.plain
+    if (
+        plain.keys().isdisjoint(_OUTPUT_KEYS)
+        and not fam.gen_ai_completion
+        and not fam.llm_output_messages
+        and not span.events
+    ):
+        return None
     messages = maybe_json(plain.pop("gen_ai.output.messages", None))
     if messages is None and fam.gen_ai_completion:
         messages = _unflatten(fam.gen_ai_completion, "gen_ai.completion.")
@@ -449,9 +488,39 @@ def _trace_fields(
     """Trace-level attributes a span states, and whether any is more than context
     (environment/release/version ride on every span and alone do not update a trace)."""
     lf = fam.langfuse
+    could_state = (
+        lf
+        or fam.trace_metadata
+        or not fam.plain.keys().isdisjoint(_TRACE_PLAIN_KEYS)
+        or not obs_metadata.keys().isdisjoint(_COMPAT_METADATA_KEYS)
+    )
+    trace = _stated_trace_fields(fam, obs_metadata, decode_meta) if could_state else {}
+    has_trace_updates = bool(trace)
+
+    resource = span.resource
+    release = as_str(lf.pop("langfuse.release", None)) or as_str(resource.get("langfuse.release"))
+    version = as_str(lf.pop("langfuse.version", None)) or as_str(resource.get("service.version"))
+    environment = normalize_environment(
+        lf.pop("langfuse.environment", None)
+        or resource.get("langfuse.environment")
+        or resource.get("deployment.environment.name")
+        or resource.get("deployment.environment")
+    )
+    if release:
+        trace["release"] = release
+    if version:
+        trace["version"] = version
+    if environment:
+        trace["environment"] = environment
+    return trace, has_trace_updates
+
+
+def _stated_trace_fields(
+    fam: _Families, obs_metadata: dict[str, Any], decode_meta: Any
+) -> dict[str, Any]:
+    lf = fam.langfuse
     plain = fam.plain
     trace: dict[str, Any] = {}
-
     name = as_str(lf.pop("langfuse.trace.name", None))
     if name:
         trace["name"] = name
@@ -501,24 +570,7 @@ def _trace_fields(
         trace["input"] = maybe_json(trace_input)
     if trace_output is not None:
         trace["output"] = maybe_json(trace_output)
-    has_trace_updates = bool(trace)
-
-    resource = span.resource
-    release = as_str(lf.pop("langfuse.release", None)) or as_str(resource.get("langfuse.release"))
-    version = as_str(lf.pop("langfuse.version", None)) or as_str(resource.get("service.version"))
-    environment = normalize_environment(
-        lf.pop("langfuse.environment", None)
-        or resource.get("langfuse.environment")
-        or resource.get("deployment.environment.name")
-        or resource.get("deployment.environment")
-    )
-    if release:
-        trace["release"] = release
-    if version:
-        trace["version"] = version
-    if environment:
-        trace["environment"] = environment
-    return trace, has_trace_updates
+    return trace
 
 
 # ------------------------------------------------------------------------------ families

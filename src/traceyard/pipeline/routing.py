@@ -16,13 +16,12 @@ Two independent choices, made once when the tracer starts:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from traceyard.config import ENV_PREFIX, Settings
+from traceyard.config import Settings
 from traceyard.errors import ConfigError
 from traceyard.forward.config import LangfuseTarget, OtlpTarget, parse_targets, unique_labels
 from traceyard.pipeline.sink import Sink
@@ -65,21 +64,9 @@ class Routing:
 
 
 def setting(settings: Settings, name: str, default: Any = None) -> Any:
-    """A setting that ``Settings`` may not declare yet: the field if it exists, else the
-    ``TRACEYARD_<NAME>`` variable, else ``default``."""
-    if name in type(settings).model_fields:
-        value = getattr(settings, name)
-        return default if value is None else value
-    raw = os.environ.get(ENV_PREFIX + name.upper())
-    if raw is None or raw.strip() == "":
-        return default
-    if isinstance(default, bool):
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int):
-        return _number(name, raw, int)
-    if isinstance(default, float):
-        return _number(name, raw, float)
-    return raw.strip()
+    """A setting's value, or ``default`` when it is unset."""
+    value = getattr(settings, name)
+    return default if value is None else value
 
 
 def resolve(settings: Settings) -> Routing:
@@ -188,12 +175,3 @@ def _remote_sink(settings: Settings, endpoint: str) -> Sink:
             f"(got {config.timeout_s}, {config.max_request_bytes})"
         )
     return RemoteSink(config)
-
-
-def _number(name: str, raw: str, kind: type[int] | type[float]) -> int | float:
-    try:
-        return kind(raw.strip())
-    except ValueError:
-        raise ConfigError(
-            f"environment variable {ENV_PREFIX}{name.upper()}: expected a number, got {raw!r}"
-        ) from None

@@ -55,6 +55,8 @@ class Writer:
         self.last_error: str | None = None
         #: held while a batch is written; fork() takes it so no write spans the fork
         self.write_lock = threading.Lock()
+        self._in_hand = 0  # events of the batch being written
+        self._abandoned = False  # stop() gave up on a write stuck in the sink
         self._stopping = threading.Event()
         self._deadline = float("inf")
         self._thread: threading.Thread | None = None
@@ -74,13 +76,21 @@ class Writer:
         self._deadline = time.monotonic() + timeout if timeout is not None else float("inf")
         self._stopping.set()
         self.queue.wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            # past the deadline the thread gives up the batch in hand within one backoff step
+            thread.join(None if timeout is None else timeout + _MAX_BACKOFF_S + 1.0)
+        lost = 0
+        if thread is not None and thread.is_alive():  # stuck inside the sink's write
+            self._abandoned = True
+            lost += self._in_hand
+            for _ in range(self._in_hand):
+                self.queue.drop("")
         # Whatever the thread did not reach in time is lost; count it so nothing vanishes.
         leftover = [item for item in self._pop_all() if isinstance(item, Event)]
         for event in leftover:
             self.queue.drop(event.trace_id)
-        return len(leftover)
+        return lost + len(leftover)
 
     def flush(self, timeout: float | None) -> int:
         """Wait until everything queued before this call is durable.
@@ -93,7 +103,8 @@ class Writer:
         self.queue.put_marker(marker)
         if marker.done.wait(timeout):
             return marker.lost
-        return sum(1 for item in list(self.queue.items) if isinstance(item, Event))
+        queued = sum(1 for item in list(self.queue.items) if isinstance(item, Event))
+        return queued + self._in_hand
 
     # ------------------------------------------------------------------ the loop
 
@@ -160,6 +171,13 @@ class Writer:
             ]
         if not events:
             return 0
+        self._in_hand = len(batch)
+        try:
+            return self._write_with_retries(batch, events)
+        finally:
+            self._in_hand = 0
+
+    def _write_with_retries(self, batch: list[Event], events: Sequence[Event]) -> int:
         attempt, backoff = 0, 0.05
         while True:
             started = time.perf_counter()
@@ -180,10 +198,12 @@ class Writer:
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 self.latencies_ms.append(elapsed_ms)
                 self.batches_written += 1
-                self.events_processed += len(batch)
+                if not self._abandoned:  # else stop() already counted them as lost
+                    self.events_processed += len(batch)
                 self._notify(events)
                 return 0
-            time.sleep(backoff)
+            # never sleep past a stop() deadline
+            time.sleep(max(0.0, min(backoff, self._deadline - time.monotonic())))
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
     def _lose(self, batch: list[Event]) -> int:

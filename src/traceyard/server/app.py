@@ -20,7 +20,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from traceyard._version import __version__
-from traceyard.server import routes_live, routes_meta, routes_scores, routes_sessions, routes_traces
+from traceyard.server import (
+    remote_routes,
+    routes_live,
+    routes_meta,
+    routes_scores,
+    routes_sessions,
+    routes_traces,
+)
 from traceyard.server.auth import AccessGuard
 from traceyard.server.errors import ErrorBody, install_error_handlers
 from traceyard.server.limits import BodyLimit
@@ -69,6 +76,7 @@ def create_app(state: ServerState, *, ui_dir: Path | None = UI_DIR) -> FastAPI:
     for module in (routes_meta, routes_traces, routes_sessions, routes_scores, routes_live):
         app.include_router(module.router)
     _include_ingestion(app)
+    app.include_router(remote_routes.router)  # remote mode: apps send batches here
     if ui_dir is not None and ui_dir.is_dir():
         app.mount("/", StaticFiles(directory=ui_dir, html=True), name="ui")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -160,6 +160,10 @@ def ingest_stats(app: Any) -> dict[str, int]:
 
 def _project(request: Request, target: Target) -> str:
     """FastAPI dependency: Basic auth with a Langfuse key pair; the pair's project."""
+    if target.keys.problem:
+        raise _Refusal(
+            500, f"the server's Langfuse key pairs are misconfigured: {target.keys.problem}"
+        )
     if not target.keys:
         raise _Refusal(
             401,

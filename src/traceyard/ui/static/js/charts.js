@@ -157,7 +157,7 @@ export function barList(items, format, emptyText = "No data in this range.") {
     items.map((it) =>
       h(
         "div",
-        { class: "bar-item", title: it.label },
+        { class: "bar-item", title: it.note ? `${it.label} · ${format(it.value)} · ${it.note}` : it.label },
         h("div", { class: "bar-fill", style: { width: `${(it.value / max) * 100}%` } }),
         it.href ? h("a", { class: "bar-label", href: it.href }, it.label) : h("span", { class: "bar-label" }, it.label),
         h("span", { class: "bar-value mono" }, format(it.value), it.note ? h("span", { class: "muted" }, ` · ${it.note}`) : null),

@@ -21,8 +21,9 @@ export function duration(ms) {
   if (ms < 1) return `${ms.toFixed(2)}ms`;
   if (ms < 1000) return `${Math.round(ms)}ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)}s`;
-  const m = Math.floor(ms / 60_000);
-  if (m < 60) return `${m}m ${Math.round((ms % 60_000) / 1000)}s`;
+  const secs = Math.round(ms / 1000);
+  const m = Math.floor(secs / 60);
+  if (m < 60) return `${m}m ${secs % 60}s`;
   return `${Math.floor(m / 60)}h ${m % 60}m`;
 }
 

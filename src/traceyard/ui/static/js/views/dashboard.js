@@ -191,7 +191,7 @@ export function dashboardView(container, route) {
       e.n += 1;
       perUser.set(t.user_id, e);
     }
-    const slowUsers = [...perUser.entries()].sort((a, b) => b[1].max - a[1].max).slice(0, 8).map(([u, e]) => ({ label: u, value: e.max, note: `${e.n} of the slowest traces`, href: hashFor(["traces"], { user_id: u, sort: "latency" }) }));
+    const slowUsers = [...perUser.entries()].sort((a, b) => b[1].max - a[1].max).slice(0, 8).map(([u, e]) => ({ label: u, value: e.max, note: `${e.n} slow traces`, href: hashFor(["traces"], { user_id: u, sort: "latency" }) }));
 
     replace(
       body,
