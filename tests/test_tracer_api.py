@@ -233,3 +233,21 @@ def test_session_and_trace_context_managers(data_dir: Path) -> None:
         "in-session",
         "test_session_and_trace_context_managers.<locals>.decorated",
     ]
+
+
+def test_explicit_parent_and_times(tracer: traceyard.Tracer) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    t0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+    root = tracer.span("root", start_time=t0)
+    gen = tracer.generation("llm", parent=root, start_time=t0 + timedelta(seconds=1))
+    gen.end(end_time=t0 + timedelta(seconds=3), output="x")
+    tracer.event("ev", parent=root, start_time=t0 + timedelta(seconds=2))
+    root.end(end_time=t0 + timedelta(seconds=4))
+    detail = _one(tracer)  # one trace: the explicit parent is honoured outside any `with`
+    by_name = {o.name: o for o in detail.observations}
+    assert by_name["llm"].parent_id == root.id and by_name["ev"].parent_id == root.id
+    assert by_name["llm"].start_time == t0 + timedelta(seconds=1)
+    assert by_name["llm"].latency_ms == 2000
+    assert by_name["ev"].start_time == by_name["ev"].end_time == t0 + timedelta(seconds=2)
+    assert detail.start_time == t0 and detail.latency_ms == 4000

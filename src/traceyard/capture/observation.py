@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 import traceback
 from contextvars import Token
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from traceyard._internal.guard import guarded, report
 from traceyard.capture.context import RunState, current_observation
 from traceyard.cost.usage import normalize_usage
-from traceyard.model import Entity, Event, Level, ObservationType
+from traceyard.model import Entity, Event, Level, ObservationType, datetime_to_ns
 
 if TYPE_CHECKING:
     from traceyard.capture.tracer import Tracer
@@ -74,12 +75,17 @@ class ActiveObservation:
             report("observation.update", exc)
 
     def end(self, **fields: Any) -> None:
-        """End the observation now (idempotent); ``fields`` are set at the same time."""
+        """End the observation (idempotent): now, or at ``end_time`` (a datetime or epoch
+        nanoseconds); other ``fields`` are set at the same time."""
         try:
             if self._ended:
                 return
             self._ended = True
-            fields["end_time"] = time.time_ns()
+            end_time = fields.get("end_time")
+            if isinstance(end_time, datetime):
+                fields["end_time"] = datetime_to_ns(end_time)
+            elif end_time is None:
+                fields["end_time"] = time.time_ns()
             self._emit(fields)
         except Exception as exc:
             report("observation.end", exc)

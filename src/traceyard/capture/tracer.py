@@ -16,6 +16,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,14 @@ from traceyard.capture.context import (
 from traceyard.capture.observation import INERT, ActiveObservation, InertObservation
 from traceyard.config import Settings, load_settings
 from traceyard.cost.usage import normalize_usage
-from traceyard.model import Entity, Event, ObservationType, ScoreDataType, ScoreSource
+from traceyard.model import (
+    Entity,
+    Event,
+    ObservationType,
+    ScoreDataType,
+    ScoreSource,
+    datetime_to_ns,
+)
 from traceyard.pipeline.queue import EventQueue
 from traceyard.pipeline.routing import open_sink, sink_stats
 from traceyard.pipeline.sink import Sink
@@ -177,7 +185,7 @@ class Tracer:
         observation = ActiveObservation(
             self, run, observation_id or new_observation_id(), parent_id, obs_type, name
         )
-        start = start_time or fields.get("start_time") or time.time_ns()
+        start = start_time or time.time_ns()
         if "usage" in fields:
             fields["usage"] = normalize_usage(fields["usage"])
         if parent_id is None:
@@ -195,38 +203,58 @@ class Tracer:
     # ------------------------------------------------------------------ the direct API
 
     def span(
-        self, name: str, *, as_type: ObservationType | str = ObservationType.SPAN, **fields: Any
+        self,
+        name: str,
+        *,
+        as_type: ObservationType | str = ObservationType.SPAN,
+        parent: ActiveObservation | None = None,
+        start_time: datetime | int | None = None,
+        **fields: Any,
     ) -> ActiveObservation | InertObservation:
-        """``with tracer.span("retrieve", input=q) as span: ... span.update(output=docs)``"""
+        """``with tracer.span("retrieve", input=q) as span: ... span.update(output=docs)``
+
+        ``parent`` defaults to the current observation; ``start_time`` (a datetime or epoch
+        nanoseconds) to now. Other keywords are observation fields (input, metadata, ...).
+        """
         if not self.enabled or self._stopped:
             return INERT
         try:
             if not isinstance(as_type, ObservationType):
                 as_type = ObservationType(as_type)
-            return self._open(name, as_type, fields)
+            return self._open(name, as_type, fields, parent, None, _ns(start_time))
         except Exception as exc:
             guard.report("tracer.span", exc)
             return INERT
 
-    def generation(self, name: str, **fields: Any) -> ActiveObservation | InertObservation:
+    def generation(
+        self,
+        name: str,
+        *,
+        parent: ActiveObservation | None = None,
+        start_time: datetime | int | None = None,
+        **fields: Any,
+    ) -> ActiveObservation | InertObservation:
         """A span of type generation: set ``model``, ``usage``, ``model_parameters`` on it."""
-        if not self.enabled or self._stopped:
-            return INERT
-        try:
-            return self._open(name, ObservationType.GENERATION, fields)
-        except Exception as exc:
-            guard.report("tracer.generation", exc)
-            return INERT
+        return self.span(
+            name,
+            as_type=ObservationType.GENERATION,
+            parent=parent,
+            start_time=start_time,
+            **fields,
+        )
 
-    def event(self, name: str, **fields: Any) -> ActiveObservation | InertObservation:
+    def event(
+        self,
+        name: str,
+        *,
+        parent: ActiveObservation | None = None,
+        start_time: datetime | int | None = None,
+        **fields: Any,
+    ) -> ActiveObservation | InertObservation:
         """A point-in-time observation; recorded at once (also usable in a ``with``)."""
-        if not self.enabled or self._stopped:
-            return INERT
-        try:
-            return self._open(name, ObservationType.EVENT, fields)
-        except Exception as exc:
-            guard.report("tracer.event", exc)
-            return INERT
+        return self.span(
+            name, as_type=ObservationType.EVENT, parent=parent, start_time=start_time, **fields
+        )
 
     def update_trace(self, **attributes: Any) -> None:
         """Set attributes of the current trace (user_id, session_id, tags, metadata, ...)."""
@@ -441,6 +469,11 @@ class Tracer:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _ns(value: datetime | int | None) -> int | None:
+    """A start time given as a datetime or as epoch nanoseconds."""
+    return datetime_to_ns(value) if isinstance(value, datetime) else value
 
 
 def _langchain_parent(tracer: Tracer) -> ActiveObservation | None:

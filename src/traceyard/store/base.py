@@ -90,11 +90,19 @@ class TimeseriesQuery(BaseModel):
 
 
 class TimeseriesPoint(BaseModel):
+    """One bucket (and group). Buckets hold traces by their start time; only buckets with
+    traces are returned (sparse, ordered by bucket then group). Percentiles are nearest-rank
+    (PostgreSQL's percentile_disc) over finished traces; running ones have no latency yet.
+
+    Grouped by model, a bucket's figures are those of the generations of that model in the
+    bucket's traces: ``traces`` that used it, ``observations`` (generations), ``errors`` among
+    them, their latency percentiles, tokens and cost."""
+
     bucket_start: datetime
     group: str | None = None
     traces: int = 0
     observations: int = 0
-    errors: int = 0
+    errors: int = Field(0, description="Observations at level ERROR.")
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     total_tokens: float = 0
@@ -205,7 +213,9 @@ class Store(Protocol):
         and/or started before ``older_than``; returns how many were deleted."""
         ...
 
-    def timeseries(self, query: TimeseriesQuery) -> list[TimeseriesPoint]: ...
+    def timeseries(self, query: TimeseriesQuery) -> list[TimeseriesPoint]:
+        """Per-bucket traces, observations, errors, latency p50/p95, tokens and cost."""
+        ...
 
     # Prompt management and media are configuration, written directly (not via the queue).
 
@@ -234,7 +244,10 @@ class Store(Protocol):
 
     def set_prompt_labels(
         self, project: str, name: str, version: int, labels: Sequence[str]
-    ) -> Prompt | None: ...
+    ) -> Prompt | None:
+        """Give ``version`` exactly ``labels`` (plus ``latest`` if it is the newest), taking
+        them from the versions that had them; None when the version does not exist."""
+        ...
 
     def save_media(self, media: MediaRecord) -> None: ...
 
