@@ -183,7 +183,11 @@ def client_main(url: str, bodies_path: Path, connections: int, warmup: int) -> N
         nonlocal retries
         client = getattr(local, "client", None)
         if client is None:
-            client = local.client = httpx.Client(timeout=60)
+            # TCP_NODELAY as urllib3 (the OTel exporter's transport) sets it: without it the
+            # body's last segment waits for a delayed ACK, ~40 ms per request.
+            nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+            transport = httpx.HTTPTransport(socket_options=nodelay)
+            client = local.client = httpx.Client(timeout=60, transport=transport)
         headers = {"content-type": "application/x-protobuf"}
         for _attempt in range(200):
             answer = client.post(url, content=body, headers=headers)

@@ -335,3 +335,13 @@ async def test_timeseries_buckets_and_groups(state: ServerState, seeded: list[Se
     assert sum(p["total_tokens"] for p in plain["data"]) == sum(t.tokens for t in seeded)
     assert {p["group"] for p in grouped["data"] if p["traces"]} == set(MODELS)
     assert bad.status_code == 422 and "start" in bad.json()["error"]["message"]
+
+
+async def test_security_headers_on_pages_and_api(state: ServerState) -> None:
+    async with asgi_client(state, ui=True) as client:
+        for path in ("/", "/api/health"):
+            response = await client.get(path)
+            assert response.status_code == 200
+            csp = response.headers["content-security-policy"]
+            assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+            assert response.headers["x-content-type-options"] == "nosniff"

@@ -34,10 +34,11 @@ from traceyard.server.limits import BodyLimit
 from traceyard.server.live import StorePoller
 from traceyard.server.retention import retention_policy, run_retention
 from traceyard.server.state import ServerCounters, ServerState
+from traceyard.ui import STATIC_DIR
 
 logger = logging.getLogger("traceyard.server")
 
-UI_DIR = Path(__file__).resolve().parent.parent / "ui" / "static"
+UI_DIR: Path = STATIC_DIR
 
 
 def create_app(state: ServerState, *, ui_dir: Path | None = UI_DIR) -> FastAPI:
@@ -93,6 +94,7 @@ def create_app(state: ServerState, *, ui_dir: Path | None = UI_DIR) -> FastAPI:
         allowed_origins=getattr(settings, "allowed_origins", None) or (),
     )
     app.add_middleware(RequestCounter, counters=state.counters)
+    app.add_middleware(SecurityHeaders)
     return app
 
 
@@ -103,6 +105,38 @@ def _include_ingestion(app: FastAPI) -> None:
     except ImportError:
         return
     app.include_router(ingest_routes.router)
+
+
+class SecurityHeaders:
+    """Headers that keep trace data inert even if something slipped past the UI's own
+    escaping: no inline script or style, no framing, no MIME sniffing. The OpenAPI docs page
+    loads Swagger from a CDN, so it is left out of the policy."""
+
+    CSP = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "").startswith("/api/docs"):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", self.CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class RequestCounter:

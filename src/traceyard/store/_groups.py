@@ -36,33 +36,40 @@ def recent_groups(
     max_walk: int = 20_000,
 ) -> list[Mapping[str, Any]]:
     """Up to ``limit + 1`` aggregated rows, ordered by (last_start, key) descending."""
+    want = limit + 1
     position: tuple[int, str] | None = None
     if cursor is not None:
-        # (start_ns, id) < (cursor_start + 1, "")  ⟺  start_ns <= cursor_start
+        # (start_ns, id) < (cursor_start + 1, "")  <=>  start_ns <= cursor_start
         position = (cursor[0] + 1, "")
     seen: set[str] = set()
+    pending: list[str] = []
     kept: dict[str, Mapping[str, Any]] = {}
+
+    def settle() -> list[tuple[str, Mapping[str, Any]]]:
+        """Aggregate the keys met so far; the best ``want`` of those still valid."""
+        if pending:
+            for key, row in aggregate(pending).items():
+                if True:
+                    kept[key] = row
+            pending.clear()
+        ranked = sorted(kept.items(), key=lambda kv: (kv[1]["last_start"], kv[0]), reverse=True)
+        return ranked[:want]
+
     walked = 0
     while True:
         rows = walk(position, _CHUNK)
         walked += len(rows)
-        new = list(dict.fromkeys(key for key, _, _ in rows if key not in seen))
-        seen.update(new)
-        if new:
-            for key, row in aggregate(new).items():
-                if cursor is None or (row["last_start"], key) < cursor:
-                    kept[key] = row
-        if rows:
-            position = (rows[-1][1], rows[-1][2])
-        ranked = sorted(kept.items(), key=lambda kv: (kv[1]["last_start"], kv[0]), reverse=True)
-        page = ranked[: limit + 1]
+        for key, start, _ in rows:
+            if len(kept) + len(pending) >= want:
+                page = settle()
+                # Keys not met yet have no trace newer than this one: they rank below.
+                if len(page) == want and page[-1][1]["last_start"] > start:
+                    return [row for _, row in page]
+            if key not in seen:
+                seen.add(key)
+                pending.append(key)
         if len(rows) < _CHUNK:
-            return [row for _, row in page]  # walked every trace: nothing unseen remains
-        if (
-            len(page) == limit + 1
-            and position is not None
-            and page[-1][1]["last_start"] > (position[0])
-        ):
-            return [row for _, row in page]
+            return [row for _, row in settle()]  # every trace walked
+        position = (rows[-1][1], rows[-1][2])
         if walked >= max_walk:
             return full_scan()
