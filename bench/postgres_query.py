@@ -328,11 +328,17 @@ def explain(url: str) -> None:
             [BIG_TRACE],
         ),
         (
-            "sessions, first page",
-            "SELECT session_id, COUNT(*), MAX(start_ns) AS last_start FROM traces "
-            "WHERE session_id IS NOT NULL GROUP BY session_id "
-            "ORDER BY last_start DESC, session_id DESC LIMIT 51",
+            "sessions page, step 1: walk the newest traces (store/_groups.py)",
+            "SELECT session_id, start_ns, id FROM traces WHERE session_id IS NOT NULL "
+            "ORDER BY start_ns DESC, id DESC LIMIT 500",
             [],
+        ),
+        (
+            "sessions page, step 2: aggregate the sessions met",
+            "SELECT session_id, COUNT(*), MAX(start_ns) AS last_start, SUM(total_cost) "
+            "FROM traces WHERE session_id IS NOT NULL AND session_id = ANY(%s) "
+            "GROUP BY session_id",
+            [[f"sess{i}" for i in range(19_949, 20_000)]],
         ),
         (
             "timeseries, 7 days hourly",
@@ -343,6 +349,7 @@ def explain(url: str) -> None:
         ),
     ]
     with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET work_mem = '64MB'")  # as PostgresStore.timeseries sets it
         for label, sql, params in plans:
             rows = conn.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}", params).fetchall()
             print(f"\n-- {label}")

@@ -361,3 +361,19 @@ def test_envelope_log_is_bounded() -> None:
     log.remember("p", ["a", "b", "c", "d"])
     assert not log.seen("p", "a") and log.seen("p", "d")
     assert not log.seen("other", "d")  # per project
+
+
+def test_key_ring_from_settings_field_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from pydantic import SecretStr
+
+    from traceyard.ingest.keys import load_key_ring
+
+    monkeypatch.setenv("TRACEYARD_LANGFUSE_KEYS", "pk-env:sk-env")
+    from_env = load_key_ring(SimpleNamespace(project="main"))
+    assert from_env.projects() == ["main"] and not from_env.problem
+    field = SimpleNamespace(project="main", langfuse_keys=SecretStr("pk-s:sk-s@p9"))
+    assert load_key_ring(field).projects() == ["p9"]  # the settings field wins over the env
+    broken = load_key_ring(SimpleNamespace(project="main", langfuse_keys="no-colon"))
+    assert not broken and broken.problem is not None and "no-colon" in broken.problem

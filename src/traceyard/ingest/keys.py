@@ -91,12 +91,15 @@ def parse_key_pairs(text: str | None, default_project: str) -> list[KeyPair]:
 def load_key_ring(settings: Any) -> KeyRing:
     """The pairs from ``settings.langfuse_keys`` (once the lead adds that field), else the env.
 
-    ``langfuse_keys`` may be the raw string or an already-parsed list of strings.
+    ``langfuse_keys`` may be the raw string, a ``SecretStr`` or a list of ``pk:sk[@project]``.
     """
     default_project = str(getattr(settings, "project", "default"))
     configured = getattr(settings, "langfuse_keys", None)
     if configured is None:
         configured = os.environ.get(ENV_VAR)
+    reveal = getattr(configured, "get_secret_value", None)  # a pydantic SecretStr
+    if callable(reveal):
+        configured = reveal()
     if isinstance(configured, (list, tuple)):
         configured = ",".join(str(item) for item in configured)
     try:

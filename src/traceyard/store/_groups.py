@@ -49,7 +49,7 @@ def recent_groups(
         """Aggregate the keys met so far; the best ``want`` of those still valid."""
         if pending:
             for key, row in aggregate(pending).items():
-                if True:
+                if cursor is None or (row["last_start"], key) < cursor:
                     kept[key] = row
             pending.clear()
         ranked = sorted(kept.items(), key=lambda kv: (kv[1]["last_start"], kv[0]), reverse=True)

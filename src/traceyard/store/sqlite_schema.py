@@ -156,6 +156,12 @@ MIGRATIONS: list[str] = [
 
     -- "some observation has level X" (X other than DEFAULT, which is the NULL majority)
     CREATE INDEX observations_level ON observations (level, trace_id) WHERE level IS NOT NULL;
+    -- timeseries: every column it reads, so a week of traces is one index-only range scan
+    CREATE INDEX traces_timeseries ON traces (start_ns, status, latency_ms, observation_count,
+        error_count, total_tokens, total_cost, project, name);
+    -- timeseries by model: the generations of each trace without reading observation rows
+    CREATE INDEX observations_generations ON observations (trace_id, model, level, start_time,
+        end_time, total_tokens, total_cost) WHERE model IS NOT NULL;
     """,
 ]
 
