@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from traceyard.cost.pricing import PriceEntry
@@ -88,6 +88,14 @@ class Settings(BaseSettings):
         1_000_000, ge=1024, description="Uncompressed bytes per remote-mode request at most."
     )
     remote_compress: bool = Field(True, description="gzip remote-mode request bodies.")
+    langfuse_keys: SecretStr | None = Field(
+        None,
+        description='Langfuse API key pairs "pk:sk[@project],..." (no @project: the default '
+        "project); the Langfuse-compatible routes accept only these.",
+    )
+    ingest_max_body_bytes: int = Field(
+        3_500_000, ge=1024, description="Largest ingestion body, also after decompression."
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Extra Host header values the server accepts without a token "

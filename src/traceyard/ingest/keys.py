@@ -14,10 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import os
 from dataclasses import dataclass
-from typing import Any
 
+from traceyard.config import Settings
 from traceyard.errors import ConfigError
 
 ENV_VAR = "TRACEYARD_LANGFUSE_KEYS"
@@ -88,22 +87,13 @@ def parse_key_pairs(text: str | None, default_project: str) -> list[KeyPair]:
     return pairs
 
 
-def load_key_ring(settings: Any) -> KeyRing:
-    """The pairs from ``settings.langfuse_keys`` (once the lead adds that field), else the env.
-
-    ``langfuse_keys`` may be the raw string, a ``SecretStr`` or a list of ``pk:sk[@project]``.
-    """
-    default_project = str(getattr(settings, "project", "default"))
-    configured = getattr(settings, "langfuse_keys", None)
-    if configured is None:
-        configured = os.environ.get(ENV_VAR)
-    reveal = getattr(configured, "get_secret_value", None)  # a pydantic SecretStr
-    if callable(reveal):
-        configured = reveal()
-    if isinstance(configured, (list, tuple)):
-        configured = ",".join(str(item) for item in configured)
+def load_key_ring(settings: Settings) -> KeyRing:
+    """The pairs of ``settings.langfuse_keys``; a malformed value is kept as the ring's
+    ``problem`` (answered on the Langfuse routes) rather than stopping the whole server."""
+    configured = settings.langfuse_keys
+    raw = configured.get_secret_value() if configured is not None else None
     try:
-        return KeyRing(parse_key_pairs(configured, default_project))
+        return KeyRing(parse_key_pairs(raw, settings.project))
     except ConfigError as exc:
         return KeyRing([], problem=str(exc))
 
