@@ -280,6 +280,9 @@ async def test_full_queue_answers_429_and_keeps_nothing(keys: None, data_dir: Pa
         # The refused envelopes are not remembered: the client's retry is applied.
         smaller = await http.post("/api/public/ingestion", auth=AUTH, json={"batch": batch[:3]})
         assert smaller.status_code == 207 and len(smaller.json()["successes"]) == 3
+        metrics = (await http.get("/metrics")).text
+        assert "traceyard_ingest_events_refused_busy_total 10" in metrics
+        assert "traceyard_ingest_events_accepted_total 3" in metrics
     target = app.state.traceyard_ingest
     assert target.sink.stats.as_dict()["events_refused_busy"] == 10
     assert target.sink.stats.as_dict()["events_accepted"] == 3

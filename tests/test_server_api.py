@@ -315,6 +315,7 @@ async def test_health_stats_and_metrics(state: ServerState, seeded: list[SeedTra
     assert samples["traceyard_store_traces"] == len(seeded)
     assert samples["traceyard_queue_max"] == state.settings.queue_maxsize
     assert samples['traceyard_http_requests_total{status="2xx"}'] >= 2
+    assert samples["traceyard_ingest_events_accepted_total"] == 0  # no ingestion yet
 
 
 async def test_timeseries_buckets_and_groups(state: ServerState, seeded: list[SeedTrace]) -> None:

@@ -28,7 +28,8 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def render(state: ServerState) -> str:
+def render(state: ServerState, ingest: dict[str, int] | None = None) -> str:
+    """The exposition text; ``ingest`` holds the OTLP/Langfuse ingestion counters."""
     lines: list[str] = []
     add = lines.extend
     counts = state.store.counts()
@@ -154,6 +155,15 @@ def render(state: ServerState) -> str:
             [("", counters.retention_deleted)],
         )
     )
+    for name, value in (ingest or {}).items():
+        add(
+            _metric(
+                f"traceyard_ingest_{name}_total",
+                "counter",
+                f"Ingestion (OTLP and Langfuse API): {name.replace('_', ' ')}.",
+                [("", value)],
+            )
+        )
     return "\n".join(lines) + "\n"
 
 

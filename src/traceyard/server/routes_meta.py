@@ -6,7 +6,7 @@ import math
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import PlainTextResponse
 
@@ -169,5 +169,9 @@ def timeseries(
     summary="Prometheus metrics",
     responses={200: {"content": {metrics.CONTENT_TYPE: {"schema": {"type": "string"}}}}},
 )
-def prometheus_metrics(state: State) -> PlainTextResponse:
-    return PlainTextResponse(metrics.render(state), media_type=metrics.CONTENT_TYPE)
+def prometheus_metrics(state: State, request: Request) -> PlainTextResponse:
+    from traceyard.server.ingest_routes import ingest_stats
+
+    return PlainTextResponse(
+        metrics.render(state, ingest_stats(request.app)), media_type=metrics.CONTENT_TYPE
+    )
