@@ -346,3 +346,9 @@ async def test_security_headers_on_pages_and_api(state: ServerState) -> None:
             csp = response.headers["content-security-policy"]
             assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
             assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_doubled_slashes_reach_the_route(state: ServerState) -> None:
+    async with asgi_client(state) as client:
+        response = await client.get(f"{client.base_url}//api//health")
+        assert response.status_code == 200 and response.json()["status"] == "ok"

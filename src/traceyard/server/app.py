@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ def create_app(state: ServerState, *, ui_dir: Path | None = UI_DIR) -> FastAPI:
     )
     app.add_middleware(RequestCounter, counters=state.counters)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(CollapseSlashes)
     return app
 
 
@@ -105,6 +107,20 @@ def _include_ingestion(app: FastAPI) -> None:
     except ImportError:
         return
     app.include_router(ingest_routes.router)
+
+
+class CollapseSlashes:
+    """``//api/public/...`` is ``/api/public/...``: SDKs join a host that ends in a slash
+    (as our printed URL does) with a path that starts with one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] in ("http", "websocket") and "//" in path:
+            scope = {**scope, "path": re.sub("/{2,}", "/", path)}
+        await self.app(scope, receive, send)
 
 
 class SecurityHeaders:
