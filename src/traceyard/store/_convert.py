@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
+
 from traceyard._internal.serialize import dumps
 from traceyard.model import (
     Level,
@@ -36,13 +38,13 @@ class Row(Protocol):
 
 
 def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    return None if text is None else orjson.loads(text)
 
 
 def _payload(row: Row, payloads: Payloads, column: str, name: str) -> Any:
     if row[f"{column}_ref"]:
         text = payloads.get((row["id"], name))
-        return None if text is None else json.loads(text)
+        return None if text is None else orjson.loads(text)
     return loads(row[column])
 
 
