@@ -12,8 +12,8 @@ os.environ["TRACEYARD_STRICT"] = "1"
 # Tests never start the embedded server unless they ask for it.
 os.environ.setdefault("TRACEYARD_START_SERVER", "false")
 
-from traceyard._internal import guard  # noqa: E402
-from traceyard.capture.tracer import Tracer  # noqa: E402
+from traceyard._internal import guard
+from traceyard.capture.tracer import Tracer
 
 
 @pytest.fixture(autouse=True)

@@ -292,10 +292,15 @@ async def test_health_stats_and_metrics(state: ServerState, seeded: list[SeedTra
         stats = (await client.get("/api/stats")).json()
         metrics = await client.get("/metrics")
     assert health["status"] == "ok" and health["backend"] == "sqlite"
-    assert health["tracing_mode"] == "embedded"
+    assert health["server_mode"] == "embedded"
+    assert (health["tracing_mode"], health["storage"], health["forwarding"]) == (
+        "local",
+        "local",
+        [],
+    )
     assert health["data_dir"] == str(state.settings.data_dir.resolve())
-    assert set(health) == {"status", "version", "backend", "tracing_mode", "forwarding",
-                           "data_dir", "uptime_s"}  # fmt: skip
+    assert set(health) == {"status", "version", "backend", "tracing_mode", "storage",
+                           "server_mode", "forwarding", "data_dir", "uptime_s"}  # fmt: skip
     assert stats["store"]["traces"] == len(seeded)
     assert stats["store"]["observations"] == 3 * len(seeded)
     assert stats["tracer"]["queue_max"] == state.settings.queue_maxsize

@@ -29,6 +29,7 @@ from traceyard._version import __version__
 from traceyard.config import Settings, load_settings
 from traceyard.errors import ConfigError, StoreError, TraceyardError
 from traceyard.model import Level, TraceStatus
+from traceyard.pipeline.routing import describe
 from traceyard.store.base import Store, TraceQuery
 
 app = typer.Typer(
@@ -165,22 +166,33 @@ def status(
             "scores": counts.scores,
         },
         "store_size_bytes": counts.size_bytes,
+        **describe(settings),  # tracing_mode, storage, endpoint, forwarding
         "server": _running_server(settings),
     }
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
     table = Table(show_header=False, box=None)
-    for key in ("version", "backend", "location", "data_dir", "data_dir_size_bytes"):
+    for key in (
+        "version",
+        "backend",
+        "location",
+        "data_dir",
+        "data_dir_size_bytes",
+        "tracing_mode",
+        "storage",
+        "endpoint",
+    ):
         if report[key] is not None:
             table.add_row(key, _human(report[key]) if key.endswith("bytes") else str(report[key]))
+    table.add_row("forwarding", ", ".join(report["forwarding"]) or "off")
     for key, value in report["counts"].items():
         table.add_row(key, f"{value:,}")
     server = report["server"]
     if server is None:
         table.add_row("server", "not running on this data")
     else:
-        table.add_row("server", f"{server['url']} ({server['tracing_mode']})")
+        table.add_row("server", f"{server['url']} ({server['server_mode']})")
         for key, value in (server.get("tracer") or {}).items():
             table.add_row(f"  {key}", str(value))
     Console().print(table)
@@ -214,7 +226,7 @@ def _running_server(settings: Settings) -> dict[str, Any] | None:
             body: dict[str, Any] = stats.json() if stats.status_code == 200 else {}
     except (httpx.HTTPError, ValueError):
         return None
-    return {"url": url, "tracing_mode": health.get("tracing_mode"), "tracer": body.get("tracer")}
+    return {"url": url, "server_mode": health.get("server_mode"), "tracer": body.get("tracer")}
 
 
 # ---------------------------------------------------------------------- export / import

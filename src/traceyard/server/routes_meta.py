@@ -12,6 +12,7 @@ from starlette.responses import PlainTextResponse
 
 from traceyard._version import __version__
 from traceyard.capture.tracer import TracerStats
+from traceyard.pipeline.routing import describe
 from traceyard.server import metrics
 from traceyard.server.errors import ApiError, ErrorDetail
 from traceyard.server.params import Moment
@@ -30,11 +31,15 @@ _MAX_BUCKETS = 5000
 class Health(BaseModel):
     status: str = "ok"
     version: str
-    backend: str
+    backend: str = Field(description="The store this server reads: sqlite, postgres, memory.")
     tracing_mode: str = Field(
+        description="local, local+forward, forward, remote or remote+forward."
+    )
+    storage: str = Field(description="Where traces are kept: local, remote or none.")
+    server_mode: str = Field(
         description="embedded: inside the traced app; standalone: `traceyard serve`."
     )
-    forwarding: list[str] = Field(description="Where events are also forwarded (if anywhere).")
+    forwarding: list[str] = Field(description="Forwarding targets in force (no credentials).")
     data_dir: str | None
     uptime_s: float
 
@@ -42,26 +47,17 @@ class Health(BaseModel):
 @router.get("/api/health", response_model=Health, summary="Health (no auth)")
 def health(state: State) -> Health:
     settings = state.settings
+    routing = describe(settings)
     return Health(
         version=__version__,
         backend=state.store.backend,
-        tracing_mode=state.mode,
-        forwarding=_forwarding(settings),
+        tracing_mode=routing["tracing_mode"],
+        storage=routing["storage"],
+        server_mode=state.mode,
+        forwarding=routing["forwarding"],
         data_dir=str(settings.data_dir.resolve()) if settings.database_url is None else None,
         uptime_s=state.uptime_s(),
     )
-
-
-def _forwarding(settings: Any) -> list[str]:
-    """Labels of the forwarding targets (``forward_targets``), never their credentials."""
-    raw = getattr(settings, "forward_targets", None)
-    if not raw:
-        return []
-    try:
-        from traceyard.forward.config import parse_targets, unique_labels
-    except ImportError:  # forwarding not part of this build
-        return []
-    return list(unique_labels(parse_targets(raw)))
 
 
 class StoreStats(BaseModel):
