@@ -5,6 +5,7 @@ Everything here is plain Python on the writer thread; the backends only add thei
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,9 @@ from traceyard._internal.compress import compress, decompress
 from traceyard._internal.serialize import dumps
 from traceyard.cost.pricing import PriceTable
 from traceyard.model import Entity, Event, merge_fields
+
+#: Generations whose model the builder remembers (LRU): enough for the runs in flight.
+_MODELS_REMEMBERED = 50_000
 
 TRACE_COLUMNS = (
     "id",
@@ -116,6 +120,10 @@ class RowBuilder:
     def __init__(self, blob_threshold_bytes: int, prices: PriceTable) -> None:
         self.blob_threshold_bytes = blob_threshold_bytes
         self.prices = prices
+        #: model of recently started generations: a LangChain end event brings the usage
+        #: without the model (that came with the start, usually in an earlier batch), and
+        #: knowing it here saves the store a read-back and a second update of the row.
+        self._models: OrderedDict[str, str] = OrderedDict()
 
     def build(self, events: Sequence[Event]) -> RowBatch:
         batch = RowBatch()
@@ -141,6 +149,13 @@ class RowBuilder:
             return text, None
         batch.payloads.append((owner, name, compress(text.encode())))
         return None, 1
+
+    def _remember_model(self, observation_id: str, model: str) -> None:
+        models = self._models
+        models[observation_id] = model
+        models.move_to_end(observation_id)
+        if len(models) > _MODELS_REMEMBERED:
+            models.popitem(last=False)
 
     def _trace_row(self, event: Event, batch: RowBatch) -> tuple[Any, ...]:
         f = event.fields
@@ -173,11 +188,13 @@ class RowBuilder:
         usage = f.get("usage") or None
         cost = f.get("cost") or None
         model = f.get("model")
+        if model:
+            self._remember_model(event.id, model)
         cost_source = None
         if cost:
             cost_source = "client"
-        elif usage and model:
-            cost = self.prices.cost(model, usage)
+        elif usage and (model or event.id in self._models):
+            cost = self.prices.cost(model or self._models[event.id], usage)
             cost_source = "auto" if cost else None
         elif usage or model:
             batch.price_later.append(event.id)

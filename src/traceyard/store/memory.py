@@ -713,7 +713,7 @@ def _recompute(t: _Trace, observations: dict[str, _Obs]) -> None:
         tokens += usage_total(f.get("usage")) or 0
         cost += cost_total(f.get("cost")) or 0
         for bucket, amount in (f.get("usage") or {}).items():
-            if isinstance(amount, (int, float)):
+            if isinstance(amount, (int, float)) and not isinstance(amount, bool):
                 usage[bucket] = usage.get(bucket, 0.0) + amount
     if t.fields.get("start_time") is not None:
         starts.append(t.fields["start_time"])

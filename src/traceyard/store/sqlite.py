@@ -215,6 +215,7 @@ buckets AS (
         SELECT o.trace_id, j.key, TOTAL(j.value) AS v
         FROM observations o, json_each(o.usage) j
         WHERE o.trace_id IN (SELECT id FROM touched) AND o.usage IS NOT NULL
+              AND j.type IN ('integer', 'real')  -- numbers only, as on PostgreSQL
         GROUP BY o.trace_id, j.key
     ) GROUP BY trace_id
 ),
