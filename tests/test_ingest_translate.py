@@ -363,17 +363,14 @@ def test_envelope_log_is_bounded() -> None:
     assert not log.seen("other", "d")  # per project
 
 
-def test_key_ring_from_settings_field_or_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from types import SimpleNamespace
-
-    from pydantic import SecretStr
-
+def test_key_ring_from_settings_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from traceyard.config import load_settings
     from traceyard.ingest.keys import load_key_ring
 
     monkeypatch.setenv("TRACEYARD_LANGFUSE_KEYS", "pk-env:sk-env")
-    from_env = load_key_ring(SimpleNamespace(project="main"))
+    from_env = load_key_ring(load_settings(project="main"))
     assert from_env.projects() == ["main"] and not from_env.problem
-    field = SimpleNamespace(project="main", langfuse_keys=SecretStr("pk-s:sk-s@p9"))
-    assert load_key_ring(field).projects() == ["p9"]  # the settings field wins over the env
-    broken = load_key_ring(SimpleNamespace(project="main", langfuse_keys="no-colon"))
+    from_argument = load_key_ring(load_settings(project="main", langfuse_keys="pk-s:sk-s@p9"))
+    assert from_argument.projects() == ["p9"]  # an argument wins over the environment
+    broken = load_key_ring(load_settings(project="main", langfuse_keys="no-colon"))
     assert not broken and broken.problem is not None and "no-colon" in broken.problem

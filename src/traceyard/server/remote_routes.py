@@ -12,7 +12,7 @@ ones are kept, the others listed by index and id); 400 when none was.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
@@ -45,11 +45,49 @@ class IngestResult(BaseModel):
     errors: list[RejectedEvent] = Field(default_factory=list)
 
 
+#: The body, for the OpenAPI document (the route reads raw bytes: gzip and streaming caps).
+_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["events"],
+                "properties": {
+                    "source": {
+                        "type": "object",
+                        "description": "The sending host and process (host, pid, sdk).",
+                    },
+                    "events": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["entity", "id", "fields"],
+                            "properties": {
+                                "entity": {
+                                    "type": "string",
+                                    "enum": ["trace", "observation", "score"],
+                                },
+                                "id": {"type": "string", "minLength": 1},
+                                "trace_id": {"type": "string"},
+                                "project": {"type": "string", "minLength": 1, "maxLength": 200},
+                                "fields": {"type": "object"},
+                            },
+                        },
+                    },
+                },
+            }
+        }
+    },
+}
+
+
 @router.post(
     "/api/ingest",
     response_model=IngestResult,
     summary="Batches of canonical events from traceyard clients in remote mode",
     responses={207: {"model": IngestResult, "description": "Some events were refused"}},
+    openapi_extra={"requestBody": _REQUEST_BODY},
 )
 async def ingest(
     request: Request, target: Annotated[IngestTarget, Depends(get_ingest_target)]
