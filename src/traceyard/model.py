@@ -181,6 +181,24 @@ def _union(old: list[str], new: list[str]) -> list[str]:
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def score_value_fields(
+    value: float | bool | str, data_type: ScoreDataType | str | None = None
+) -> dict[str, Any]:
+    """A score's value fields: a boolean is 1/0 with "true"/"false", a string categorical, a
+    number numeric, unless ``data_type`` says otherwise."""
+    kind = ScoreDataType(data_type) if data_type is not None else None
+    if isinstance(value, bool) or kind is ScoreDataType.BOOLEAN:
+        flag = bool(value)
+        return {
+            "value": float(flag),
+            "string_value": str(flag).lower(),
+            "data_type": ScoreDataType.BOOLEAN,
+        }
+    if isinstance(value, str):
+        return {"string_value": value, "data_type": kind or ScoreDataType.CATEGORICAL}
+    return {"value": float(value), "data_type": kind or ScoreDataType.NUMERIC}
+
+
 def ns_to_datetime(ns: int | None) -> datetime | None:
     """Nanoseconds since the epoch to an aware UTC datetime (microsecond precision)."""
     if ns is None:

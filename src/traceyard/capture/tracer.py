@@ -41,6 +41,7 @@ from traceyard.model import (
     ScoreDataType,
     ScoreSource,
     datetime_to_ns,
+    score_value_fields,
 )
 from traceyard.pipeline.queue import EventQueue
 from traceyard.pipeline.routing import open_sink, sink_stats
@@ -287,18 +288,7 @@ class Tracer:
             current = current_observation.get()
             if trace_id is None and session_id is None and current is not None:
                 trace_id = current.trace_id
-            if isinstance(value, bool):
-                fields: dict[str, Any] = {
-                    "value": float(value),
-                    "string_value": str(value).lower(),
-                    "data_type": ScoreDataType.BOOLEAN,
-                }
-            elif isinstance(value, str):
-                fields = {"string_value": value, "data_type": ScoreDataType.CATEGORICAL}
-            else:
-                fields = {"value": float(value), "data_type": ScoreDataType.NUMERIC}
-            if data_type is not None:
-                fields["data_type"] = ScoreDataType(data_type)
+            fields = score_value_fields(value, data_type)
             fields.update(
                 name=name,
                 observation_id=observation_id,

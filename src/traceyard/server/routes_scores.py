@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from traceyard.capture.context import new_observation_id
-from traceyard.model import Entity, Event, Score, ScoreDataType, ScoreSource
+from traceyard.model import Entity, Event, Score, ScoreDataType, ScoreSource, score_value_fields
 from traceyard.server._json import model_response
 from traceyard.server.errors import ApiError
 from traceyard.server.state import ServerState, get_state
@@ -72,18 +72,9 @@ class ScoreCreate(BaseModel):
 
     def fields(self) -> dict[str, Any]:
         """Canonical score fields, as :meth:`Tracer.score` builds them."""
-        value = self.value
-        if isinstance(value, bool) or self.data_type is ScoreDataType.BOOLEAN:
-            flag = bool(value)
-            fields: dict[str, Any] = {
-                "value": float(flag),
-                "string_value": str(flag).lower(),
-                "data_type": ScoreDataType.BOOLEAN,
-            }
-        elif isinstance(value, str):
-            fields = {"string_value": value, "data_type": ScoreDataType.CATEGORICAL}
-        else:
-            fields = {"value": float(value), "data_type": ScoreDataType.NUMERIC}
+        fields = score_value_fields(
+            self.value, ScoreDataType.BOOLEAN if self.data_type is ScoreDataType.BOOLEAN else None
+        )
         fields.update(
             name=self.name,
             observation_id=self.observation_id,
