@@ -16,6 +16,7 @@ Two independent choices, made once when the tracer starts:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,6 +150,9 @@ def describe(settings: Settings) -> dict[str, Any]:
 def sink_stats(sink: object) -> dict[str, Any]:
     """Live counters of a tracer's sink: ``{"remote": {...} | None, "forwarding": {label:
     {...}}}``; both empty for a plain local store."""
+    if not {"traceyard.forward.fanout", "traceyard.remote.sender"} & sys.modules.keys():
+        # neither kind of sink was ever built in this process: don't import them (httpx) now
+        return {"remote": None, "forwarding": {}}
     from traceyard.forward.fanout import FanoutSink
     from traceyard.remote.sender import RemoteSink
 
