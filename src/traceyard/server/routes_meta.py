@@ -78,7 +78,7 @@ class LiveStats(BaseModel):
 
 class Stats(BaseModel):
     version: str
-    tracing_mode: str
+    server_mode: str = Field(description="embedded or standalone.")
     uptime_s: float
     tracer: TracerStats | None = Field(description="The writer's figures (null: no tracer here).")
     store: StoreStats
@@ -91,7 +91,7 @@ def stats(state: State) -> Stats:
     hub = state.hub
     return Stats(
         version=__version__,
-        tracing_mode=state.mode,
+        server_mode=state.mode,
         uptime_s=state.uptime_s(),
         tracer=state.tracer.stats() if state.tracer is not None else None,
         store=StoreStats(
