@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -143,6 +143,13 @@ class Tracer:
             self._queue.drop(run.trace_id)
             return
         self._queue.put(event)
+
+    def submit(self, events: Sequence[Event]) -> bool:
+        """Queue already-translated events (ingestion edges): all of them, or none when the
+        queue lacks room. Not sampled or capped: the sender decided what to send."""
+        if not self.enabled or self._stopped:
+            return False
+        return self._queue.put_batch(events)
 
     def emit_trace(self, run: RunState, attributes: dict[str, Any]) -> None:
         """Queue trace-level attributes of ``run``."""

@@ -82,15 +82,8 @@ class IngestSink:
             return self._write_directly(events)
         if self.tracer.stopped:
             return self._refuse(len(events), "the server is shutting down")
-        queue = self.tracer._queue
-        if len(queue) + len(events) > queue.maxsize:
+        if not self.tracer.submit(events):
             return self._refuse(len(events), "the write queue is full")
-        for index, event in enumerate(events):
-            # Concurrent requests may take the last slots between the check and here: the
-            # queue then counts the overflow as dropped and marks its traces incomplete; the
-            # client is told to retry, and the events that did land merge idempotently.
-            if not queue.put(event):
-                return self._refuse(len(events) - index, "the write queue is full")
         with self.stats._lock:
             self.stats.events_accepted += len(events)
         return Admission(True, len(events))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Sequence
 
 from traceyard.model import Event
 
@@ -36,6 +37,8 @@ class EventQueue:
         self.items: deque[Event | FlushMarker] = deque()
         self.wake = threading.Event()
         self._drop_lock = threading.Lock()
+        # serialises batch producers, so two requests cannot both take the last free room
+        self._batch_lock = threading.Lock()
         self.dropped = 0
         self.lossy_traces: set[str] = set()
 
@@ -47,6 +50,17 @@ class EventQueue:
         items.append(event)
         # Event.set() takes a lock and notifies: only pay for it when the writer sleeps.
         if len(items) >= self.batch_size and not self.wake.is_set():
+            self.wake.set()
+        return True
+
+    def put_batch(self, events: Sequence[Event]) -> bool:
+        """Take all of ``events`` or none (ingestion answers a request as a whole): False when
+        they do not fit. Nothing is counted as dropped: the caller refuses the request."""
+        with self._batch_lock:
+            if len(self.items) + len(events) > self.maxsize:
+                return False
+            self.items.extend(events)
+        if len(self.items) >= self.batch_size and not self.wake.is_set():
             self.wake.set()
         return True
 
