@@ -332,3 +332,20 @@ def test_tracer_never_raises_into_the_app(data_dir: Path, monkeypatch: pytest.Mo
     assert tracer.stop() == 0
     assert guard.internal_errors == before + 2
     guard.recorded.clear()
+
+
+def test_events_after_stop_are_counted_not_queued(data_dir: Path) -> None:
+    tracer = traceyard.Tracer(_settings(data_dir))
+    handler = tracer.handler
+    with tracer.span("before"):
+        pass
+    tracer.stop()
+    import uuid
+
+    run_id = uuid.uuid4()
+    handler.on_chain_start(None, {"q": 1}, run_id=run_id, name="late")  # a stale handler
+    handler.on_chain_end({"a": 1}, run_id=run_id)
+    stats = tracer.stats()
+    assert stats.queue_depth == 0
+    # the late root run: its trace attributes, its start, its end and its trace output
+    assert stats.events_processed == 3 and stats.events_dropped == 4

@@ -130,6 +130,9 @@ class Tracer:
 
     def emit(self, run: RunState, event: Event) -> None:
         """Queue one event of ``run``: sampled, capped, never blocking, never raising."""
+        if self._stopped:  # nothing drains the queue any more: count it as dropped
+            self._queue.drop(run.trace_id)
+            return
         if not run.sampled:
             with self._count_lock:
                 self.events_sampled_out += 1
