@@ -349,3 +349,30 @@ def test_events_after_stop_are_counted_not_queued(data_dir: Path) -> None:
     assert stats.queue_depth == 0
     # the late root run: its trace attributes, its start, its end and its trace output
     assert stats.events_processed == 3 and stats.events_dropped == 4
+
+
+def test_a_trace_that_lost_every_event_leaves_no_empty_row(data_dir: Path) -> None:
+    store = GatedStore(data_dir / DB_FILENAME)
+    tracer = traceyard.Tracer(
+        _settings(data_dir, queue_maxsize=5, worker_batch_size=3), store_factory=lambda: store
+    )
+    with tracer.span("kept-first"):  # 3 events: the writer takes them, then blocks
+        pass
+    assert store.entered.wait(10)
+    with tracer.span("fills-the-queue") as partial:  # its trace attributes and start: queued
+        tracer.event("overflow-1")  # queued
+        tracer.event("overflow-2")  # queued
+        tracer.event("overflow-3")  # queued: the queue (5) is full now
+    # ...so this span's end is dropped: the trace keeps some events and loses one
+    with tracer.span("lost-whole"):  # all 3 events dropped
+        pass
+    store.gate.set()
+    assert tracer.stop(10) == 0
+    check = SQLiteStore(data_dir / DB_FILENAME)
+    traces = {t.id: t for t in check.list_traces(TraceQuery()).data}
+    check.close()
+    assert len(traces) == 2  # no row for the trace that lost everything
+    assert traces[partial.trace_id].status is TraceStatus.INCOMPLETE
+    assert all(t.observation_count > 0 for t in traces.values())
+    stats = tracer.stats()
+    assert stats.events_dropped >= 3 + 1

@@ -28,6 +28,7 @@ BatchListener = Callable[[Sequence[Event]], None]
 
 _MAX_BACKOFF_S = 2.0
 _ATTEMPTS_ON_INTERNAL_ERROR = 3
+_MAX_TRACKED_TRACES = 100_000
 
 
 class Writer:
@@ -55,6 +56,10 @@ class Writer:
         self.last_error: str | None = None
         #: held while a batch is written; fork() takes it so no write spans the fork
         self.write_lock = threading.Lock()
+        # Traces that lost events but have nothing written yet, and traces written lately
+        # (both bounded, oldest forgotten first): see _incomplete_marks.
+        self._lossy_traces: dict[str, None] = {}
+        self._written_traces: dict[str, None] = {}
         self._in_hand = 0  # events of the batch being written
         self._abandoned = False  # stop() gave up on a write stuck in the sink
         self._stopping = threading.Event()
@@ -160,15 +165,7 @@ class Writer:
         events: Sequence[Event] = batch
         if not self.capture_content:
             events = [_without_content(e) for e in batch]
-        lossy = self.queue.take_lossy_traces()
-        if lossy:
-            events = [
-                *events,
-                *(
-                    Event(Entity.TRACE, trace_id, trace_id, self.project, {"incomplete": True})
-                    for trace_id in lossy
-                ),
-            ]
+        events = [*events, *self._incomplete_marks(batch)]
         if not events:
             return 0
         self._in_hand = len(batch)
@@ -206,6 +203,32 @@ class Writer:
             time.sleep(max(0.0, min(backoff, self._deadline - time.monotonic())))
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
+    def _incomplete_marks(self, batch: Sequence[Event]) -> list[Event]:
+        """``incomplete`` marks for the traces that lost events and have a row to mark.
+
+        A trace whose every event was dropped gets no row at all (its loss is in the counters):
+        marking it would create an empty trace, and under overload those marks would take half
+        of the writer's capacity. A trace is marked once something of it is written: now, if
+        this batch or a recent one carried it, or later, when its next kept event arrives.
+        """
+        pending, written = self._lossy_traces, self._written_traces
+        in_batch = dict.fromkeys(e.trace_id for e in batch if e.trace_id)
+        marks = dict.fromkeys(t for t in in_batch if t in pending)  # their first kept event
+        for trace_id in marks:
+            del pending[trace_id]
+        waiting: dict[str, None] = {}
+        for trace_id in self.queue.take_lossy_traces():
+            if trace_id in in_batch or trace_id in written:
+                marks[trace_id] = None
+            else:
+                waiting[trace_id] = None
+        _bounded_update(pending, waiting, _MAX_TRACKED_TRACES)
+        _bounded_update(written, in_batch, _MAX_TRACKED_TRACES)
+        return [
+            Event(Entity.TRACE, trace_id, trace_id, self.project, {"incomplete": True})
+            for trace_id in marks
+        ]
+
     def _lose(self, batch: list[Event]) -> int:
         for event in batch:
             self.queue.drop(event.trace_id)
@@ -223,6 +246,15 @@ class Writer:
         if not samples:
             return None
         return samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+
+
+def _bounded_update(ordered: dict[str, None], new: dict[str, None], limit: int) -> None:
+    """Add ``new`` keys as the most recent ones and forget the oldest beyond ``limit``."""
+    for key in new:
+        ordered.pop(key, None)
+        ordered[key] = None
+    while len(ordered) > limit:
+        del ordered[next(iter(ordered))]
 
 
 def _without_content(event: Event) -> Event:
