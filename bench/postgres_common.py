@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import string
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,26 +18,14 @@ from typing import Any
 from urllib.parse import quote
 
 import psycopg
+from _workload import BIG_BYTES, BIG_SHARE, prompt_text
 
 from traceyard.model import Entity, Event, ObservationType
 
 ADMIN_URL = os.environ.get("TRACEYARD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 OBS_PER_TRACE = 10
-BIG_SHARE = 0.2
-BIG_BYTES = 20_000
 END_LAG = 50
 BATCH_EVENTS = 2_000
-
-
-def _text(rng: random.Random, size: int) -> str:
-    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9))) for _ in range(2000)]
-    out: list[str] = []
-    length = 0
-    while length < size:
-        word = rng.choice(words)
-        out.append(word)
-        length += len(word) + 1
-    return " ".join(out)[:size]
 
 
 class Workload:
@@ -46,7 +33,7 @@ class Workload:
 
     def __init__(self, seed: int = 7, prefix: str = "") -> None:
         rng = random.Random(seed)
-        self.big_inputs = [{"prompt": _text(rng, BIG_BYTES)} for _ in range(20)]
+        self.big_inputs = [{"prompt": prompt_text(rng, BIG_BYTES)} for _ in range(20)]
         self.rng = rng
         self.prefix = prefix
         self.n = 0

@@ -28,7 +28,6 @@ import os
 import random
 import secrets
 import statistics
-import string
 import tempfile
 import time
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _workload import BIG_BYTES, BIG_SHARE, prompt_text
 
 import traceyard
 from traceyard.config import load_settings
@@ -49,8 +49,6 @@ from traceyard.server.state import ServerState
 SPANS_PER_TRACE = 10
 #: Events of one such trace: the root's trace event, then a start and an end per span.
 EVENTS_PER_TRACE = 1 + 2 * SPANS_PER_TRACE
-BIG_SHARE = 0.2
-BIG_BYTES = 20_000
 #: Settings of the environment that would route a process elsewhere: the bench sets its own.
 ROUTING_VARS = (
     "TRACEYARD_ENDPOINT",
@@ -68,22 +66,10 @@ _DURABLE_TIMEOUT_S = 120.0
 # ---------------------------------------------------------------------- the workload
 
 
-def _text(rng: random.Random, size: int) -> str:
-    """Prompt-like text: words from a vocabulary, compressible about as much as real prose."""
-    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9))) for _ in range(2000)]
-    out: list[str] = []
-    length = 0
-    while length < size:
-        word = rng.choice(words)
-        out.append(word)
-        length += len(word) + 1
-    return " ".join(out)[:size]
-
-
 def _inputs(seed: int) -> Iterator[dict[str, str]]:
     """Span inputs, endlessly: 20% of them 20 KB (built once, so emitting costs no text work)."""
     rng = random.Random(seed)
-    big = [{"prompt": _text(rng, BIG_BYTES)} for _ in range(20)]
+    big = [{"prompt": prompt_text(rng, BIG_BYTES)} for _ in range(20)]
     pattern = [rng.choice(big) if rng.random() < BIG_SHARE else {"q": f"q{i}"} for i in range(500)]
     return itertools.cycle(pattern)
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import random
 import sqlite3
-import string
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from _workload import BIG_BYTES, BIG_SHARE, prompt_text
 
 import traceyard
 from traceyard.capture.context import RunState
@@ -28,20 +29,6 @@ from traceyard.model import Entity, Event, ObservationType
 from traceyard.store.sqlite import DB_FILENAME, SQLiteStore
 
 OBS_PER_TRACE = 10
-BIG_SHARE = 0.2
-BIG_BYTES = 20_000
-
-
-def _text(rng: random.Random, size: int) -> str:
-    """Prompt-like text: words from a vocabulary, compressible about as much as real prose."""
-    words = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9))) for _ in range(2000)]
-    out: list[str] = []
-    length = 0
-    while length < size:
-        word = rng.choice(words)
-        out.append(word)
-        length += len(word) + 1
-    return " ".join(out)[:size]
 
 
 class Workload:
@@ -49,7 +36,7 @@ class Workload:
 
     def __init__(self, seed: int = 7) -> None:
         rng = random.Random(seed)
-        self.big_inputs = [{"prompt": _text(rng, BIG_BYTES)} for _ in range(20)]
+        self.big_inputs = [{"prompt": prompt_text(rng, BIG_BYTES)} for _ in range(20)]
         self.rng = rng
         self.n = 0
 
