@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import os
 import random
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 from urllib.parse import quote
 
 import psycopg
-from _workload import BIG_BYTES, BIG_SHARE, prompt_text
+from _workload import big_inputs, observation_events
 
-from traceyard.model import Entity, Event, ObservationType
+from traceyard.model import Entity, Event
 
 ADMIN_URL = os.environ.get("TRACEYARD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
-OBS_PER_TRACE = 10
 END_LAG = 50
 BATCH_EVENTS = 2_000
 
@@ -32,40 +29,18 @@ class Workload:
     """Events of one trace at a time (start events, end events), with precomputed payloads."""
 
     def __init__(self, seed: int = 7, prefix: str = "") -> None:
-        rng = random.Random(seed)
-        self.big_inputs = [{"prompt": prompt_text(rng, BIG_BYTES)} for _ in range(20)]
-        self.rng = rng
+        self.rng = random.Random(seed)
+        self.big_inputs = big_inputs(self.rng)
         self.prefix = prefix
         self.n = 0
 
     def trace(self, project: str = "bench") -> tuple[list[Event], list[Event]]:
         self.n += 1
         trace_id = f"{self.prefix}{self.n:024x}"
-        now = time.time_ns()
-        starts, ends = [], []
-        parent = None
-        for i in range(OBS_PER_TRACE):
-            obs_id = f"{trace_id}{i:04x}"
-            big = self.rng.random() < BIG_SHARE
-            payload: Any = self.rng.choice(self.big_inputs) if big else {"q": f"question {i}"}
-            is_llm = i % 3 == 1
-            start: dict[str, Any] = {
-                "parent_id": parent,
-                "type": ObservationType.GENERATION if is_llm else ObservationType.CHAIN,
-                "name": f"step-{i}",
-                "start_time": now + i,
-                "input": payload,
-                "metadata": {"langgraph_node": "agent", "step": i},
-            }
-            end: dict[str, Any] = {"end_time": now + 1000 + i, "output": {"answer": f"ok {i}"}}
-            if is_llm:
-                start["model"] = "gpt-4o-mini"
-                end["usage"] = {"input": 20, "cache_read": 5, "output": 8, "total": 33}
-            starts.append(Event(Entity.OBSERVATION, obs_id, trace_id, project, start))
-            ends.append(Event(Entity.OBSERVATION, obs_id, trace_id, project, end))
-            parent = parent or obs_id
-        starts.insert(0, Event(Entity.TRACE, trace_id, trace_id, project, {"name": "agent"}))
-        return starts, ends
+        pairs = observation_events(self.rng, self.big_inputs, trace_id, project, trace_id)
+        starts = [Event(Entity.TRACE, trace_id, trace_id, project, {"name": "agent"})]
+        starts += [start for start, _ in pairs]
+        return starts, [end for _, end in pairs]
 
     def batches(self, count: int) -> Iterator[list[Event]]:
         """``count`` batches of BATCH_EVENTS events; ends lag their starts by END_LAG traces."""

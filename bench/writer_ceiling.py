@@ -21,52 +21,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _workload import BIG_BYTES, BIG_SHARE, prompt_text
+from _workload import big_inputs, observation_events
 
 import traceyard
 from traceyard.capture.context import RunState
-from traceyard.model import Entity, Event, ObservationType
+from traceyard.model import Event
 from traceyard.store.sqlite import DB_FILENAME, SQLiteStore
-
-OBS_PER_TRACE = 10
 
 
 class Workload:
     """Builds the events of one trace at a time, with precomputed payloads."""
 
     def __init__(self, seed: int = 7) -> None:
-        rng = random.Random(seed)
-        self.big_inputs = [{"prompt": prompt_text(rng, BIG_BYTES)} for _ in range(20)]
-        self.rng = rng
+        self.rng = random.Random(seed)
+        self.big_inputs = big_inputs(self.rng)
         self.n = 0
 
     def trace_events(self, project: str) -> list[Event]:
         self.n += 1
-        trace_id = f"{self.n:032x}"
-        now = time.time_ns()
-        events = []
-        parent = None
-        for i in range(OBS_PER_TRACE):
-            obs_id = f"{self.n:012x}{i:04x}"
-            big = self.rng.random() < BIG_SHARE
-            payload: Any = self.rng.choice(self.big_inputs) if big else {"q": f"question {i}"}
-            is_llm = i % 3 == 1
-            start = {
-                "parent_id": parent,
-                "type": ObservationType.GENERATION if is_llm else ObservationType.CHAIN,
-                "name": f"step-{i}",
-                "start_time": now + i,
-                "input": payload,
-                "metadata": {"langgraph_node": "agent", "step": i},
-            }
-            end: dict[str, Any] = {"end_time": now + 1000 + i, "output": {"answer": f"ok {i}"}}
-            if is_llm:
-                start["model"] = "gpt-4o-mini"
-                end["usage"] = {"input": 20, "cache_read": 5, "output": 8, "total": 33}
-            events.append(Event(Entity.OBSERVATION, obs_id, trace_id, project, start))
-            events.append(Event(Entity.OBSERVATION, obs_id, trace_id, project, end))
-            parent = parent or obs_id
-        return events
+        pairs = observation_events(
+            self.rng, self.big_inputs, f"{self.n:032x}", project, f"{self.n:012x}"
+        )
+        return [event for pair in pairs for event in pair]
 
 
 def run_pipeline(seconds: float, where: str | None) -> tuple[float, Any, int]:
