@@ -87,6 +87,14 @@ class Phoenix:
         response.raise_for_status()
         return response.text.strip()
 
+    def session_traces(self, session_id: str) -> list[str] | None:
+        """Trace ids Phoenix grouped into a session; None while it has no such session."""
+        response = httpx.get(f"{self.url}/v1/sessions/{session_id}")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return [trace["trace_id"] for trace in response.json()["data"]["traces"]]
+
     def get(self, path: str) -> Any:
         response = httpx.get(self.url + path)
         response.raise_for_status()
