@@ -28,6 +28,21 @@ STARTUP_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 15.0
 
 
+#: Runs Phoenix, and ends it if the test process goes without stopping it (killed with
+#: SIGKILL, say: no ``finally`` runs then): an orphan's parent changes.
+_LAUNCHER = """
+import os, runpy, sys, threading, time
+parent = os.getppid()
+def watch():
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+threading.Thread(target=watch, daemon=True).start()
+sys.argv = ["phoenix", "serve"]
+runpy.run_module("phoenix.server.main", run_name="__main__")
+"""
+
+
 def phoenix_python() -> Path:
     """The Phoenix venv's python; fails (never skips) when it is missing or stale."""
     python = PHOENIX_VENV / "bin" / "python"
@@ -134,7 +149,7 @@ def phoenix_server(working_dir: Path) -> Iterator[Phoenix]:
     phoenix = Phoenix(f"http://127.0.0.1:{port}", log)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(python), "-m", "phoenix.server.main", "serve"],
+            [str(python), "-c", _LAUNCHER],
             env=_environment(working_dir, port, grpc_port),
             stdin=subprocess.DEVNULL,
             stdout=out,
