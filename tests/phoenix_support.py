@@ -23,9 +23,10 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 PHOENIX_VENV = REPO / ".cache" / "phoenix-venv"
 PHOENIX_PINS = REPO / "tests" / "phoenix-requirements.txt"
-#: Bounds on a loaded 2-core machine, where startup alone took ~50 s.
+#: Bounds for a loaded 2-core machine, where startup alone took 30-90 s.
 STARTUP_TIMEOUT_S = 240.0
 STOP_TIMEOUT_S = 15.0
+REQUEST_TIMEOUT_S = 30.0  # httpx's default 5 s is short for Phoenix on a busy machine
 
 
 #: Runs Phoenix, and ends it if the test process goes without stopping it (killed with
@@ -87,7 +88,11 @@ class Phoenix:
             params: dict[str, Any] = {"limit": 1000, "sort": "start_time", "order": "asc"}
             if cursor:
                 params["cursor"] = cursor
-            response = httpx.get(f"{self.url}/v1/projects/{project}/spans", params=params)
+            response = httpx.get(
+                f"{self.url}/v1/projects/{project}/spans",
+                params=params,
+                timeout=REQUEST_TIMEOUT_S,
+            )
             if response.status_code == 404:  # no span of this project arrived yet
                 return []
             response.raise_for_status()
@@ -98,20 +103,20 @@ class Phoenix:
                 return spans
 
     def version(self) -> str:
-        response = httpx.get(self.url + "/arize_phoenix_version")
+        response = httpx.get(self.url + "/arize_phoenix_version", timeout=REQUEST_TIMEOUT_S)
         response.raise_for_status()
         return response.text.strip()
 
     def session_traces(self, session_id: str) -> list[str] | None:
         """Trace ids Phoenix grouped into a session; None while it has no such session."""
-        response = httpx.get(f"{self.url}/v1/sessions/{session_id}")
+        response = httpx.get(f"{self.url}/v1/sessions/{session_id}", timeout=REQUEST_TIMEOUT_S)
         if response.status_code == 404:
             return None
         response.raise_for_status()
         return [trace["trace_id"] for trace in response.json()["data"]["traces"]]
 
     def get(self, path: str) -> Any:
-        response = httpx.get(self.url + path)
+        response = httpx.get(self.url + path, timeout=REQUEST_TIMEOUT_S)
         response.raise_for_status()
         return response.json()
 
