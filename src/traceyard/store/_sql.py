@@ -24,3 +24,25 @@ def level_filter(level: Level, placeholder: str) -> tuple[str, ...]:
 def like_escape(text: str) -> str:
     """``text`` matched literally inside a LIKE pattern (escape character: backslash)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def prompt_match(name: str, version: int | None, placeholder: str) -> tuple[str, list[object]]:
+    """(condition, params) on observation ``o``: it names prompt ``name`` (in ``version``)."""
+    if version is None:
+        return f"o.prompt_name = {placeholder}", [name]
+    return f"o.prompt_name = {placeholder} AND o.prompt_version = {placeholder}", [name, version]
+
+
+def prompt_where(
+    project: str | None, name: str | None, project_column: str, name_column: str, placeholder: str
+) -> tuple[list[str], list[object]]:
+    """WHERE clauses (and params) of the prompt reads: a project and a name, each optional."""
+    where: list[str] = []
+    params: list[object] = []
+    if project is not None:
+        where.append(f"{project_column} = {placeholder}")
+        params.append(project)
+    if name is not None:
+        where.append(f"{name_column} = {placeholder}")
+        params.append(name)
+    return where, params

@@ -54,6 +54,7 @@ from traceyard.store.base import (
     MediaRecord,
     Page,
     Prompt,
+    PromptUsage,
     StoreCounts,
     TimeseriesGroup,
     TimeseriesPoint,
@@ -366,6 +367,9 @@ class MemoryStore:
                     self._observations[o].fields.get("model") == q.model for o in t.observations
                 )
             )
+        if q.prompt_name is not None:
+            link = (q.prompt_name, q.prompt_version)
+            tests.append(lambda t: any(self._names_prompt(o, *link) for o in t.observations))
         if q.metadata:
             wanted = dict(q.metadata)
             tests.append(lambda t: _metadata_matches(t, wanted))
@@ -373,6 +377,12 @@ class MemoryStore:
             needle = q.text.lower()
             tests.append(lambda t: _contains_text(t, needle))
         return [t for t in self._traces.values() if all(test(t) for test in tests)]
+
+    def _names_prompt(self, obs_id: str, name: str, version: int | None) -> bool:
+        fields = self._observations[obs_id].fields
+        if fields.get("prompt_name") != name:
+            return False
+        return version is None or fields.get("prompt_version") == version
 
     def _level(self, obs_id: str) -> str:
         level = self._observations[obs_id].fields.get("level")
@@ -614,14 +624,35 @@ class MemoryStore:
                 found = next((p for p in versions.values() if wanted in p.labels), None)
             return found.model_copy(deep=True) if found is not None else None
 
-    def list_prompts(self, project: str, name: str | None = None) -> list[Prompt]:
+    def list_prompts(self, project: str | None, name: str | None = None) -> list[Prompt]:
         with self._lock:
             self._check()
             return [
                 p.model_copy(deep=True)
                 for (proj, n), versions in sorted(self._prompts.items())
-                if proj == project and (name is None or n == name)
+                if project in (None, proj) and name in (None, n)
                 for _, p in sorted(versions.items())
+            ]
+
+    def prompt_usage(self, project: str | None, name: str | None = None) -> list[PromptUsage]:
+        with self._lock:
+            self._check()
+            counts: dict[tuple[str, str, int | None], tuple[int, set[str]]] = {}
+            for t in self._traces.values():
+                if project not in (None, t.project):
+                    continue
+                for obs_id in t.observations:
+                    fields = self._observations[obs_id].fields
+                    prompt = fields.get("prompt_name")
+                    if prompt is None or name not in (None, prompt):
+                        continue
+                    key = (t.project, prompt, fields.get("prompt_version"))
+                    n, traces = counts.get(key, (0, set()))
+                    traces.add(t.id)
+                    counts[key] = (n + 1, traces)
+            return [
+                PromptUsage(project=p, name=n, version=v, observations=c, traces=len(traces))
+                for (p, n, v), (c, traces) in sorted(counts.items(), key=_usage_order)
             ]
 
     def set_prompt_labels(
@@ -863,3 +894,9 @@ def _time(ns: int) -> datetime | None:
 
 def _value(value: Any) -> Any:
     return getattr(value, "value", value)
+
+
+def _usage_order(item: tuple[tuple[str, str, int | None], Any]) -> tuple[str, str, int]:
+    """SQL's order: by project, name, then version with no version first."""
+    (project, name, version), _ = item
+    return project, name, -1 if version is None else version

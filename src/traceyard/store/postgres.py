@@ -68,11 +68,12 @@ from traceyard.store._rows import (
     cost_total,
     decompress_text,
 )
-from traceyard.store._sql import level_filter, like_escape
+from traceyard.store._sql import level_filter, like_escape, prompt_match, prompt_where
 from traceyard.store.base import (
     MediaRecord,
     Page,
     Prompt,
+    PromptUsage,
     StoreCounts,
     TimeseriesGroup,
     TimeseriesPoint,
@@ -912,14 +913,27 @@ class PostgresStore:
                 ).fetchone()
         return convert.prompt(row) if row is not None else None
 
-    def list_prompts(self, project: str, name: str | None = None) -> list[Prompt]:
-        sql, params = "SELECT * FROM prompts WHERE project = %s", [project]
-        if name is not None:
-            sql += " AND name = %s"
-            params.append(name)
+    def list_prompts(self, project: str | None, name: str | None = None) -> list[Prompt]:
+        where, params = prompt_where(project, name, "project", "name", "%s")
         with self._conn() as conn:
-            rows = conn.execute(sql + " ORDER BY name, version", params).fetchall()
+            rows = conn.execute(
+                f"SELECT * FROM prompts {_where(where)} ORDER BY project, name, version", params
+            ).fetchall()
         return [convert.prompt(r) for r in rows]
+
+    def prompt_usage(self, project: str | None, name: str | None = None) -> list[PromptUsage]:
+        where, params = prompt_where(project, name, "t.project", "o.prompt_name", "%s")
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"SELECT t.project, o.prompt_name, o.prompt_version, COUNT(*) AS observations, "
+                f"COUNT(DISTINCT o.trace_id) AS traces FROM observations o "
+                f"JOIN traces t ON t.id = o.trace_id "
+                f"{_where(['o.prompt_name IS NOT NULL', *where])} "
+                f"GROUP BY t.project, o.prompt_name, o.prompt_version "
+                f"ORDER BY t.project, o.prompt_name, o.prompt_version NULLS FIRST",
+                params,
+            ).fetchall()
+        return [convert.prompt_usage(r) for r in rows]
 
     def set_prompt_labels(
         self, project: str, name: str, version: int, labels: Sequence[str]
@@ -1087,6 +1101,10 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
             "EXISTS (SELECT 1 FROM observations o WHERE o.model = %s AND o.trace_id = t.id)",
             q.model,
         )
+    if q.prompt_name is not None:
+        # PostgreSQL's planner chooses between probing and a semi-join from its statistics.
+        clause, values = prompt_match(q.prompt_name, q.prompt_version, "%s")
+        add(f"EXISTS (SELECT 1 FROM observations o WHERE {clause} AND o.trace_id = t.id)", *values)
     for key, value in q.metadata.items():
         add("(t.metadata ->> %s) = %s", key, value)
     if q.text:

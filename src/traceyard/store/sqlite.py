@@ -54,11 +54,12 @@ from traceyard.store._rows import (
     cost_total,
     decompress_text,
 )
-from traceyard.store._sql import level_filter, like_escape
+from traceyard.store._sql import level_filter, like_escape, prompt_match, prompt_where
 from traceyard.store.base import (
     MediaRecord,
     Page,
     Prompt,
+    PromptUsage,
     StoreCounts,
     TimeseriesGroup,
     TimeseriesPoint,
@@ -473,7 +474,7 @@ class SQLiteStore:
 
     def list_traces(self, query: TraceQuery) -> Page[Trace]:
         conn = self._conn()
-        where, params = _trace_filters(query)
+        where, params = _trace_filters(query, few_prompt_links=_few_prompt_links(conn, query))
         column = convert.SORT_COLUMNS[query.sort]
         direction = "DESC" if query.descending else "ASC"
         if query.cursor:
@@ -775,13 +776,33 @@ class SQLiteStore:
             ).fetchone()
         return convert.prompt(row) if row is not None else None
 
-    def list_prompts(self, project: str, name: str | None = None) -> list[Prompt]:
-        sql, params = "SELECT * FROM prompts WHERE project = ?", [project]
-        if name is not None:
-            sql += " AND name = ?"
-            params.append(name)
-        rows = self._conn().execute(sql + " ORDER BY name, version", params).fetchall()
+    def list_prompts(self, project: str | None, name: str | None = None) -> list[Prompt]:
+        where, params = prompt_where(project, name, "project", "name", "?")
+        rows = self._conn().execute(
+            f"SELECT * FROM prompts {_where(where)} ORDER BY project, name, version", params
+        )
         return [convert.prompt(r) for r in rows]
+
+    def prompt_usage(self, project: str | None, name: str | None = None) -> list[PromptUsage]:
+        conn = self._conn()
+        projects = [r[0] for r in conn.execute(_FIRST_TWO_PROJECTS)]
+        if len(projects) > 1:
+            # Links carry no project: each one's trace says which (~2 µs a link).
+            where, params = prompt_where(project, name, "t.project", "o.prompt_name", "?")
+            links = _PROMPT_LINKS.format(
+                project="t.project", join="JOIN traces t ON t.id = o.trace_id"
+            )
+        elif not projects or project not in (None, projects[0]):
+            return []
+        else:
+            # Every trace is in one project: count from the prompt index alone.
+            where, params = prompt_where(None, name, "", "o.prompt_name", "?")
+            links = _PROMPT_LINKS.format(project="?", join="")
+            params.insert(0, projects[0])
+        rows = conn.execute(
+            links + _where(["o.prompt_name IS NOT NULL", *where]) + _PROMPT_USAGE_TAIL, params
+        )
+        return [convert.prompt_usage(r) for r in rows]
 
     def set_prompt_labels(
         self, project: str, name: str, version: int, labels: Sequence[str]
@@ -837,6 +858,18 @@ class SQLiteStore:
         return convert.media(row) if row is not None else None
 
 
+#: The first two projects that have traces (a loose index scan: a few seeks, no table scan).
+_FIRST_TWO_PROJECTS = (
+    "WITH RECURSIVE p(x) AS (SELECT (SELECT MIN(project) FROM traces) UNION ALL "
+    "SELECT (SELECT MIN(project) FROM traces WHERE project > x) FROM p WHERE x IS NOT NULL) "
+    "SELECT x FROM p WHERE x IS NOT NULL LIMIT 2"
+)
+_PROMPT_LINKS = (
+    "SELECT {project} AS project, o.prompt_name, o.prompt_version, COUNT(*) AS observations, "
+    "COUNT(DISTINCT o.trace_id) AS traces FROM observations o {join} "
+)
+_PROMPT_USAGE_TAIL = " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+
 _SESSION_COLUMNS = (
     "session_id, MIN(project) AS project, COUNT(*) AS n, "
     "json_group_array(DISTINCT user_id) AS users, MIN(start_ns) AS first_ns, "
@@ -867,7 +900,26 @@ def _where(clauses: list[str]) -> str:
     return f"WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
-def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
+#: Below this many observations naming the filtered prompt, a listing starts from them (and
+#: sorts what it finds); from this many on it walks the traces in order and probes the index.
+_FEW_PROMPT_LINKS = 5000
+
+
+def _few_prompt_links(conn: sqlite3.Connection, q: TraceQuery) -> bool:
+    """Does the prompt filter (if any) match few observations? One bounded index range scan."""
+    if q.prompt_name is None:
+        return False
+    clause, values = prompt_match(q.prompt_name, q.prompt_version, "?")
+    found = conn.execute(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM observations o WHERE {clause} LIMIT ?)",
+        [*values, _FEW_PROMPT_LINKS],
+    ).fetchone()[0]
+    return bool(found < _FEW_PROMPT_LINKS)
+
+
+def _trace_filters(q: TraceQuery, few_prompt_links: bool = False) -> tuple[list[str], list[Any]]:
+    """WHERE clauses of a listing. ``few_prompt_links``: drive the query from the prompt's
+    observations (an IN list), with the project index kept out of the planner's way (``+``)."""
     where: list[str] = []
     params: list[Any] = []
 
@@ -876,7 +928,7 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
         params.extend(values)
 
     if q.project is not None:
-        add("t.project = ?", q.project)
+        add("+t.project = ?" if few_prompt_links else "t.project = ?", q.project)
     if q.name:
         add("t.name LIKE ? ESCAPE '\\'", f"%{like_escape(q.name)}%")
     if q.user_id is not None:
@@ -905,6 +957,18 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
         add(
             "EXISTS (SELECT 1 FROM observations o WHERE o.model = ? AND o.trace_id = t.id)", q.model
         )
+    if q.prompt_name is not None:
+        clause, values = prompt_match(q.prompt_name, q.prompt_version, "?")
+        if few_prompt_links:
+            add(f"t.id IN (SELECT o.trace_id FROM observations o WHERE {clause})", *values)
+        elif q.prompt_version is None:
+            # by name alone: probe the trace's few observations (the prompt index would scan
+            # every link of the name for each trace)
+            add("EXISTS (SELECT 1 FROM observations o WHERE o.trace_id = t.id "
+                "AND +o.prompt_name = ?)", q.prompt_name)  # fmt: skip
+        else:
+            add(f"EXISTS (SELECT 1 FROM observations o WHERE {clause} AND o.trace_id = t.id)",
+                *values)  # fmt: skip
     for key, value in q.metadata.items():
         # JSON booleans compare as true/false (json_extract would give 1/0).
         add(
