@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from traceyard.model import Entity, Event, Level, ObservationType
+from traceyard.store.base import Store
 from traceyard.store.sqlite import SQLiteStore
 
 NAMES = [f"agent-{i}" for i in range(20)]
@@ -43,7 +44,7 @@ def prompt_link(i: int, generation: str) -> dict[str, Any]:
     return {}
 
 
-def save_prompts(store: SQLiteStore) -> None:
+def save_prompts(store: Store) -> None:
     for project in ("main", "side"):
         for version in (1, 2, 3, 4):
             store.save_prompt(project, "qa-answer", f"Answer {{{{question}}}} (v{version})")
@@ -51,8 +52,16 @@ def save_prompts(store: SQLiteStore) -> None:
 
 
 def load(data_dir: Path, traces: int, batch: int = 4000) -> float:
-    """Write the data set; returns seconds taken."""
+    """Write the data set into a SQLite data dir; returns seconds taken."""
     store = SQLiteStore.in_dir(data_dir)
+    try:
+        return fill(store, traces, batch)
+    finally:
+        store.close()
+
+
+def fill(store: Store, traces: int, batch: int = 4000) -> float:
+    """Write the data set through ``store``'s own write path; returns seconds taken."""
     rng = random.Random(7)
     now_ns = time.time_ns()
     span_ns = 7 * 86400 * 10**9
@@ -116,7 +125,6 @@ def load(data_dir: Path, traces: int, batch: int = 4000) -> float:
             "usage": {"input": 10, "output": 5} if k % 3 == 0 else None}))  # fmt: skip
     store.write(events)
     save_prompts(store)
-    store.close()
     return time.perf_counter() - started
 
 
