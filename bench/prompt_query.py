@@ -24,6 +24,7 @@ import psycopg
 from postgres_common import ADMIN_URL, load_average, scratch_schema
 from server_query import fill, load
 
+from traceyard.server.routes_prompts import USAGE_COUNT_LIMIT
 from traceyard.store.base import Store, TraceQuery, TraceSort
 from traceyard.store.postgres import PostgresStore
 from traceyard.store.sqlite import SQLiteStore
@@ -39,7 +40,7 @@ CASES: list[tuple[str, dict[str, Any] | tuple[str | None, str | None]]] = [
     ("list, prompt name (20%)", {"prompt_name": "planner"}),
     ("list, v3 + project main (none)", {"prompt_name": QA, "prompt_version": 3, "project": "main"}),
     ("list, v1 sorted by cost", {"prompt_name": QA, "prompt_version": 1, "sort": TraceSort.COST}),
-    ("usage, all prompts", (None, None)),
+    ("usage, all prompts (≤ 10,000 each)", (None, None)),
     ("usage, one prompt in a project", ("main", QA)),
 ]
 
@@ -47,7 +48,7 @@ CASES: list[tuple[str, dict[str, Any] | tuple[str | None, str | None]]] = [
 def run(store: Store, case: dict[str, Any] | tuple[str | None, str | None]) -> Any:
     if isinstance(case, dict):
         return store.list_traces(TraceQuery(**case))
-    return store.prompt_usage(*case)
+    return store.prompt_usage(*case, limit=USAGE_COUNT_LIMIT)
 
 
 def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float]:
@@ -87,11 +88,11 @@ def main() -> None:
                 conn.execute("ANALYZE")
         sqlite = SQLiteStore.in_dir(args.sqlite_dir)
         print(f"load average {load_average()}; {args.runs} runs each (ms)")
-        print(f"{'case':34} {'SQLite p50':>10} {'p95':>7} {'PG p50':>8} {'p95':>7}")
+        print(f"{'case':36} {'SQLite p50':>10} {'p95':>7} {'PG p50':>8} {'p95':>7}")
         for label, case in CASES:
             s50, s95 = timed(lambda: run(sqlite, case), args.runs)  # noqa: B023 (called now)
             p50, p95 = timed(lambda: run(pg, case), args.runs)  # noqa: B023
-            print(f"{label:34} {s50:10.1f} {s95:7.1f} {p50:8.1f} {p95:7.1f}")
+            print(f"{label:36} {s50:10.1f} {s95:7.1f} {p50:8.1f} {p95:7.1f}")
         print(f"load average at the end {load_average()}")
         sqlite.close()
         pg.close()

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from traceyard.capture.tracer import Tracer
+from traceyard.server import routes_prompts
 from traceyard.server.app import create_app
 from traceyard.server.state import ServerState
 
@@ -151,3 +152,17 @@ async def test_delete_by_prompt_version(http: tuple[httpx.AsyncClient, Tracer]) 
     assert deleted.json() == {"deleted": 2}
     left = (await client.get("/api/traces")).json()["data"]
     assert sorted(t["id"] for t in left) == ["t3", "t4"]
+
+
+async def test_use_counts_stop_at_the_limit_and_say_so(
+    http: tuple[httpx.AsyncClient, Tracer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, tracer = http
+    await _seed(client, tracer)
+    monkeypatch.setattr(routes_prompts, "USAGE_COUNT_LIMIT", 2)
+    body = (await client.get("/api/prompts/support/answer", params={"project": "shop"})).json()
+    v2, v1 = body["versions"]
+    assert (v1["observations"], v1["counts_capped"]) == (2, True)  # two links: the limit
+    assert (v2["observations"], v2["counts_capped"]) == (1, False)
+    [summary] = [p for p in (await client.get("/api/prompts")).json()["data"] if p["traces"]]
+    assert summary["counts_capped"] is True

@@ -1029,24 +1029,38 @@ def test_prompt_links_filter_traces_and_count_usage(store: Store) -> None:
     rest = store.list_traces(TraceQuery(prompt_name="greet", limit=2, cursor=first.next_cursor))
     assert [t.id for t in rest.data] == ["t3", "t2"]
 
-    def usage(project: str | None, name: str | None = None) -> list[tuple[Any, ...]]:
+    # use is counted for saved versions (and their name's unversioned links) only
+    for project, name, versions in (
+        ("default", "greet", 3),
+        ("default", "bye", 3),
+        ("other", "greet", 1),
+        ("default", "unused", 1),
+    ):
+        for _ in range(versions):
+            store.save_prompt(project, name, "text")  # fmt: skip
+
+    def usage(project: str | None, name: str | None = None, **limit: int) -> list[tuple[Any, ...]]:
         return [
-            (u.project, u.name, u.version, u.observations, u.traces)
-            for u in store.prompt_usage(project, name)
+            (u.project, u.name, u.version, u.observations, u.traces, u.capped)
+            for u in store.prompt_usage(project, name, **limit)
         ]
 
     assert usage("default") == [
-        ("default", "bye", 3, 1, 1),
-        ("default", "greet", None, 1, 1),
-        ("default", "greet", 1, 3, 2),
-        ("default", "greet", 2, 1, 1),
+        ("default", "bye", 3, 1, 1, False),
+        ("default", "greet", None, 1, 1, False),
+        ("default", "greet", 1, 3, 2, False),
+        ("default", "greet", 2, 1, 1, False),
     ]
     assert usage("default", "greet") == usage("default")[1:]
-    assert usage(None, "greet") == [*usage("default", "greet"), ("other", "greet", 1, 1, 1)]
-    assert usage("nobody") == []
+    assert usage(None, "greet") == [*usage("default", "greet"), ("other", "greet", 1, 1, 1, False)]
+    assert usage("nobody") == [] and usage("default", "unused") == []
+    # counting stops at the limit: "at least"
+    [_, capped, _] = store.prompt_usage("default", "greet", limit=2)
+    assert (capped.version, capped.observations, capped.capped) == (1, 2, True)
+    assert 1 <= capped.traces <= 2
     # deleting a trace takes its links with it
     store.delete_traces(["t1"])
-    assert usage("default", "greet")[1] == ("default", "greet", 1, 1, 1)
+    assert usage("default", "greet")[1] == ("default", "greet", 1, 1, 1, False)
     assert ids(prompt_name="greet", prompt_version=1, project="default") == ["t2"]
 
 

@@ -136,24 +136,3 @@ def test_prompt_filter_gives_the_same_traces_either_way(
         ]
     finally:
         store.close()
-
-
-def test_prompt_usage_in_a_single_project_store(tmp_path: Path) -> None:
-    # one project: counted from the prompt index alone, and still named by project
-    store = SQLiteStore(tmp_path / "t.db")
-    try:
-        store.write(
-            [
-                obs("o1", "t1", "solo", prompt_name="p", prompt_version=1),
-                obs("o2", "t1", "solo", prompt_name="p", prompt_version=1),
-                obs("o3", "t2", "solo", prompt_name="p", prompt_version=2),
-                obs("o4", "t2", "solo"),
-            ]
-        )
-        usage = [(u.project, u.version, u.observations, u.traces) for u in store.prompt_usage(None)]
-        assert usage == [("solo", 1, 2, 1), ("solo", 2, 1, 1)]
-        assert store.prompt_usage("solo", "p") == store.prompt_usage(None)
-        assert store.prompt_usage("other") == []
-        assert store.prompt_usage("solo", "q") == []
-    finally:
-        store.close()

@@ -37,6 +37,7 @@ class PromptSummary(BaseModel):
     updated_at: datetime | None = Field(None, description="When the latest version was made.")
     observations: int = Field(0, description="Observations that name any of its versions.")
     traces: int = Field(0, description="Sum over versions of the traces that used each.")
+    counts_capped: bool = Field(False, description="Some count stopped at the limit (≥).")
 
 
 class PromptList(BaseModel):
@@ -48,6 +49,7 @@ class PromptVersion(Prompt):
 
     observations: int = 0
     traces: int = 0
+    counts_capped: bool = Field(False, description="The counts stopped at the limit (≥).")
 
 
 class PromptDetail(BaseModel):
@@ -90,6 +92,7 @@ def list_prompts(state: State, project: str | None = None) -> Response:
                 updated_at=latest.created_at,
                 observations=sum(u.observations for u in uses),
                 traces=sum(u.traces for u in uses),
+                counts_capped=any(u.capped for u in uses),
             )
         )
     return model_response(PromptList(data=summaries))
@@ -109,7 +112,9 @@ def get_prompt(
     versions = []
     for prompt in sorted(prompts, key=lambda p: -p.version):
         u = counts.get((project, name, prompt.version))
-        extra: dict[str, Any] = {"observations": u.observations, "traces": u.traces} if u else {}
+        extra: dict[str, Any] = {}
+        if u is not None:
+            extra = {"observations": u.observations, "traces": u.traces, "counts_capped": u.capped}
         versions.append(PromptVersion(**prompt.model_dump(), **extra))
     detail = PromptDetail(
         project=project, name=name, versions=versions, unversioned=counts.get((project, name, None))
@@ -117,7 +122,13 @@ def get_prompt(
     return model_response(detail)
 
 
+#: Use is counted over at most this many observations per version (then shown as "≥"): a
+#: prompt used a million times costs a page no more than one used ten thousand times.
+USAGE_COUNT_LIMIT = 10_000
+
+
 def _read(
     state: ServerState, project: str | None, name: str | None
 ) -> tuple[list[Prompt], list[PromptUsage]]:
-    return state.store.list_prompts(project, name), state.store.prompt_usage(project, name)
+    prompts = state.store.list_prompts(project, name)
+    return prompts, state.store.prompt_usage(project, name, limit=USAGE_COUNT_LIMIT)

@@ -165,13 +165,15 @@ def prompt(row: Row) -> Prompt:
     )
 
 
-def prompt_usage(row: Row) -> PromptUsage:
+def prompt_usage(key: tuple[str, str, int | None], row: Row, limit: int) -> PromptUsage:
+    project, name, version = key
     return PromptUsage(
-        project=row["project"],
-        name=row["prompt_name"],
-        version=row["prompt_version"],
+        project=project,
+        name=name,
+        version=version,
         observations=row["observations"],
         traces=row["traces"],
+        capped=row["observations"] >= limit,
     )
 
 

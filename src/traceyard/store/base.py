@@ -136,13 +136,15 @@ class Prompt(BaseModel):
 
 
 class PromptUsage(BaseModel):
-    """How many observations (and traces) of a project name one prompt version."""
+    """How many observations of a project name one prompt version, and in how many traces.
+    Counting stops at a limit: ``capped`` means "at least this many"."""
 
     project: str
     name: str
     version: int | None = Field(None, description="None: observations that name no version.")
     observations: int = 0
     traces: int = 0
+    capped: bool = Field(False, description="The counts reached the limit and stopped there.")
 
 
 class MediaRecord(BaseModel):
@@ -264,9 +266,13 @@ class Store(Protocol):
         """Every version, by project, name and version; ``project=None``: all projects."""
         ...
 
-    def prompt_usage(self, project: str | None, name: str | None = None) -> list[PromptUsage]:
-        """Per prompt version that observations name (by project, name, version): how many
-        observations and traces of that project link to it."""
+    def prompt_usage(
+        self, project: str | None, name: str | None = None, *, limit: int = 1000
+    ) -> list[PromptUsage]:
+        """The use of each saved version (by project, name, version; then the same name with
+        no version): observations of that project naming it and their traces, counted over
+        at most ``limit`` observations each, so a heavily used prompt costs no more than a
+        light one. Versions nothing names are left out."""
         ...
 
     def set_prompt_labels(

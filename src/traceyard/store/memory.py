@@ -50,6 +50,7 @@ from traceyard.model import (
 from traceyard.store import _convert as convert
 from traceyard.store._prompts import DEFAULT_LABEL, plan_new_version, plan_set_labels
 from traceyard.store._rows import cost_total, usage_total
+from traceyard.store._sql import usage_keys
 from traceyard.store.base import (
     MediaRecord,
     Page,
@@ -378,11 +379,15 @@ class MemoryStore:
             tests.append(lambda t: _contains_text(t, needle))
         return [t for t in self._traces.values() if all(test(t) for test in tests)]
 
-    def _names_prompt(self, obs_id: str, name: str, version: int | None) -> bool:
+    def _names_prompt(
+        self, obs_id: str, name: str, version: int | None, *, exactly: bool = False
+    ) -> bool:
+        """Does the observation name prompt ``name`` in ``version``? (``None``: in any
+        version, or with ``exactly``: with no version.)"""
         fields = self._observations[obs_id].fields
         if fields.get("prompt_name") != name:
             return False
-        return version is None or fields.get("prompt_version") == version
+        return (version is None and not exactly) or fields.get("prompt_version") == version
 
     def _level(self, obs_id: str) -> str:
         level = self._observations[obs_id].fields.get("level")
@@ -634,26 +639,31 @@ class MemoryStore:
                 for _, p in sorted(versions.items())
             ]
 
-    def prompt_usage(self, project: str | None, name: str | None = None) -> list[PromptUsage]:
+    def prompt_usage(
+        self, project: str | None, name: str | None = None, *, limit: int = 1000
+    ) -> list[PromptUsage]:
         with self._lock:
             self._check()
-            counts: dict[tuple[str, str, int | None], tuple[int, set[str]]] = {}
-            for t in self._traces.values():
-                if project not in (None, t.project):
-                    continue
-                for obs_id in t.observations:
-                    fields = self._observations[obs_id].fields
-                    prompt = fields.get("prompt_name")
-                    if prompt is None or name not in (None, prompt):
-                        continue
-                    key = (t.project, prompt, fields.get("prompt_version"))
-                    n, traces = counts.get(key, (0, set()))
-                    traces.add(t.id)
-                    counts[key] = (n + 1, traces)
-            return [
-                PromptUsage(project=p, name=n, version=v, observations=c, traces=len(traces))
-                for (p, n, v), (c, traces) in sorted(counts.items(), key=_usage_order)
+            saved = [
+                (proj, n, version)
+                for (proj, n), versions in self._prompts.items()
+                if project in (None, proj) and name in (None, n)
+                for version in versions
             ]
+            usage = []
+            for key in usage_keys(saved):
+                links = [
+                    t.id
+                    for t in self._traces.values()
+                    if t.project == key[0]
+                    for o in t.observations
+                    if self._names_prompt(o, key[1], key[2], exactly=True)
+                ][:limit]
+                if links:
+                    usage.append(PromptUsage(project=key[0], name=key[1], version=key[2],
+                                             observations=len(links), traces=len(set(links)),
+                                             capped=len(links) >= limit))  # fmt: skip
+            return usage
 
     def set_prompt_labels(
         self, project: str, name: str, version: int, labels: Sequence[str]
@@ -894,9 +904,3 @@ def _time(ns: int) -> datetime | None:
 
 def _value(value: Any) -> Any:
     return getattr(value, "value", value)
-
-
-def _usage_order(item: tuple[tuple[str, str, int | None], Any]) -> tuple[str, str, int]:
-    """SQL's order: by project, name, then version with no version first."""
-    (project, name, version), _ = item
-    return project, name, -1 if version is None else version

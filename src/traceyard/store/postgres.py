@@ -68,7 +68,14 @@ from traceyard.store._rows import (
     cost_total,
     decompress_text,
 )
-from traceyard.store._sql import level_filter, like_escape, prompt_match, prompt_where
+from traceyard.store._sql import (
+    level_filter,
+    like_escape,
+    prompt_match,
+    prompt_usage_sql,
+    prompt_where,
+    usage_keys,
+)
 from traceyard.store.base import (
     MediaRecord,
     Page,
@@ -921,19 +928,24 @@ class PostgresStore:
             ).fetchall()
         return [convert.prompt(r) for r in rows]
 
-    def prompt_usage(self, project: str | None, name: str | None = None) -> list[PromptUsage]:
-        where, params = prompt_where(project, name, "t.project", "o.prompt_name", "%s")
+    def prompt_usage(
+        self, project: str | None, name: str | None = None, *, limit: int = 1000
+    ) -> list[PromptUsage]:
+        where, params = prompt_where(project, name, "project", "name", "%s")
+        usage = []
         with self._conn() as conn:
-            rows = conn.execute(
-                f"SELECT t.project, o.prompt_name, o.prompt_version, COUNT(*) AS observations, "
-                f"COUNT(DISTINCT o.trace_id) AS traces FROM observations o "
-                f"JOIN traces t ON t.id = o.trace_id "
-                f"{_where(['o.prompt_name IS NOT NULL', *where])} "
-                f"GROUP BY t.project, o.prompt_name, o.prompt_version "
-                f"ORDER BY t.project, o.prompt_name, o.prompt_version NULLS FIRST",
-                params,
+            saved = conn.execute(
+                f"SELECT project, name, version FROM prompts {_where(where)}", params
             ).fetchall()
-        return [convert.prompt_usage(r) for r in rows]
+            keys = usage_keys([(r["project"], r["name"], r["version"]) for r in saved])
+            for key in keys:
+                versioned = key[2] is not None
+                args = [*(key[1:] if versioned else key[1:2]), key[0], limit]
+                row = conn.execute(prompt_usage_sql("%s", versioned), args).fetchone()
+                assert row is not None  # an aggregate always has its row
+                if row["observations"]:
+                    usage.append(convert.prompt_usage(key, row, limit))
+        return usage
 
     def set_prompt_labels(
         self, project: str, name: str, version: int, labels: Sequence[str]

@@ -54,7 +54,14 @@ from traceyard.store._rows import (
     cost_total,
     decompress_text,
 )
-from traceyard.store._sql import level_filter, like_escape, prompt_match, prompt_where
+from traceyard.store._sql import (
+    level_filter,
+    like_escape,
+    prompt_match,
+    prompt_usage_sql,
+    prompt_where,
+    usage_keys,
+)
 from traceyard.store.base import (
     MediaRecord,
     Page,
@@ -783,26 +790,20 @@ class SQLiteStore:
         )
         return [convert.prompt(r) for r in rows]
 
-    def prompt_usage(self, project: str | None, name: str | None = None) -> list[PromptUsage]:
+    def prompt_usage(
+        self, project: str | None, name: str | None = None, *, limit: int = 1000
+    ) -> list[PromptUsage]:
         conn = self._conn()
-        projects = [r[0] for r in conn.execute(_FIRST_TWO_PROJECTS)]
-        if len(projects) > 1:
-            # Links carry no project: each one's trace says which (~2 µs a link).
-            where, params = prompt_where(project, name, "t.project", "o.prompt_name", "?")
-            links = _PROMPT_LINKS.format(
-                project="t.project", join="JOIN traces t ON t.id = o.trace_id"
-            )
-        elif not projects or project not in (None, projects[0]):
-            return []
-        else:
-            # Every trace is in one project: count from the prompt index alone.
-            where, params = prompt_where(None, name, "", "o.prompt_name", "?")
-            links = _PROMPT_LINKS.format(project="?", join="")
-            params.insert(0, projects[0])
-        rows = conn.execute(
-            links + _where(["o.prompt_name IS NOT NULL", *where]) + _PROMPT_USAGE_TAIL, params
-        )
-        return [convert.prompt_usage(r) for r in rows]
+        where, params = prompt_where(project, name, "project", "name", "?")
+        saved = conn.execute(f"SELECT project, name, version FROM prompts {_where(where)}", params)
+        usage = []
+        for key in usage_keys([tuple(r) for r in saved]):
+            versioned = key[2] is not None
+            args = [*(key[1:] if versioned else key[1:2]), key[0], limit]
+            row = conn.execute(prompt_usage_sql("?", versioned), args).fetchone()
+            if row["observations"]:
+                usage.append(convert.prompt_usage(key, row, limit))
+        return usage
 
     def set_prompt_labels(
         self, project: str, name: str, version: int, labels: Sequence[str]
@@ -857,18 +858,6 @@ class SQLiteStore:
         row = self._conn().execute("SELECT * FROM media WHERE id = ?", (media_id,)).fetchone()
         return convert.media(row) if row is not None else None
 
-
-#: The first two projects that have traces (a loose index scan: a few seeks, no table scan).
-_FIRST_TWO_PROJECTS = (
-    "WITH RECURSIVE p(x) AS (SELECT (SELECT MIN(project) FROM traces) UNION ALL "
-    "SELECT (SELECT MIN(project) FROM traces WHERE project > x) FROM p WHERE x IS NOT NULL) "
-    "SELECT x FROM p WHERE x IS NOT NULL LIMIT 2"
-)
-_PROMPT_LINKS = (
-    "SELECT {project} AS project, o.prompt_name, o.prompt_version, COUNT(*) AS observations, "
-    "COUNT(DISTINCT o.trace_id) AS traces FROM observations o {join} "
-)
-_PROMPT_USAGE_TAIL = " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
 
 _SESSION_COLUMNS = (
     "session_id, MIN(project) AS project, COUNT(*) AS n, "

@@ -23,6 +23,11 @@ export function tracesOfVersion(project, name, version) {
   return hashFor(["traces"], { prompt_name: name, prompt_version: version, project });
 }
 
+/** A use count; "10,000+" when counting stopped at the server's limit. */
+function useCount(n, capped) {
+  return `${fmt.count(n)}${capped ? "+" : ""}`;
+}
+
 function labelBadges(labels) {
   return labels.map((label) => h("span", { class: ["badge", "label-badge", label === "production" ? "label-production" : label === "latest" ? "label-latest" : ""] }, label));
 }
@@ -92,8 +97,8 @@ export function promptsView(container) {
               h("td", { class: "num mono" }, `v${p.latest_version}`),
               h("td", { class: "num mono" }, fmt.count(p.version_count)),
               h("td", { class: "col-labels" }, labels),
-              h("td", { class: "num mono" }, fmt.count(p.traces)),
-              h("td", { class: "num mono" }, fmt.count(p.observations)),
+              h("td", { class: "num mono" }, useCount(p.traces, p.counts_capped)),
+              h("td", { class: "num mono" }, useCount(p.observations, p.counts_capped)),
               h("td", { class: "mono muted" }, fmt.dateTime(p.updated_at)),
             );
             tr.addEventListener("click", (ev) => {
@@ -150,6 +155,7 @@ export function promptView(container, route) {
   function renderHeader() {
     const latest = prompt.versions[0];
     const traces = prompt.versions.reduce((a, v) => a + v.traces, 0);
+    const capped = prompt.versions.some((v) => v.counts_capped);
     replace(
       header,
       h(
@@ -168,7 +174,7 @@ export function promptView(container, route) {
         stat("Versions", fmt.count(prompt.versions.length)),
         stat("Latest", `v${latest.version}`),
         stat("Type", latest.type),
-        stat("Traces", h("a", { href: hashFor(["traces"], { prompt_name: name, project }), title: "Every trace that used this prompt" }, fmt.count(traces))),
+        stat("Traces", h("a", { href: hashFor(["traces"], { prompt_name: name, project }), title: "Every trace that used this prompt" }, useCount(traces, capped))),
         prompt.unversioned ? stat("Without version", fmt.count(prompt.unversioned.traces)) : null,
         (latest.tags || []).length ? stat("Tags", h("span", { class: "tags" }, latest.tags.map((t) => h("span", { class: "tag" }, t)))) : null,
       ),
@@ -193,7 +199,7 @@ export function promptView(container, route) {
           h(
             "div",
             { class: "version-meta muted small" },
-            `${fmt.count(v.traces)} trace${v.traces === 1 ? "" : "s"} · ${fmt.relative(v.created_at)}`,
+            `${useCount(v.traces, v.counts_capped)} trace${v.traces === 1 ? "" : "s"} · ${fmt.relative(v.created_at)}`,
           ),
           v.commit_message ? h("div", { class: "version-msg small", title: v.commit_message }, v.commit_message) : null,
         ),
@@ -228,8 +234,8 @@ export function promptView(container, route) {
         "div",
         { class: "facts" },
         fact("Created", fmt.dateTime(v.created_at)),
-        fact("Traces", fmt.count(v.traces)),
-        fact("Generations", fmt.count(v.observations)),
+        fact("Traces", useCount(v.traces, v.counts_capped)),
+        fact("Generations", useCount(v.observations, v.counts_capped)),
         v.commit_message ? fact("Message", v.commit_message) : null,
       ),
       section("Prompt", promptContent(v)),
