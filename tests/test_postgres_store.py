@@ -98,6 +98,12 @@ def test_migrates_up_from_the_previous_schema_version(fresh_url: str) -> None:
         assert store.save_prompt("p", "n", "text").version == 1
     finally:
         store.close()
+    with pg_connect(fresh_url) as conn:
+        rows = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        ).fetchall()
+        indexes = {r[0] for r in rows}
+        assert "observations_prompt" in indexes  # migration 3
 
 
 def test_instances_starting_together_migrate_once(fresh_url: str) -> None:

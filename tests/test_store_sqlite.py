@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from store_contract import at, obs
 
 from traceyard.errors import StoreError
+from traceyard.store import sqlite as sqlite_store
+from traceyard.store.base import TraceQuery, TraceSort
 from traceyard.store.sqlite import SQLiteStore, split_statements
 from traceyard.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -25,7 +28,7 @@ def test_migrates_an_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     SQLiteStore(path).close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
     assert _tables(path) == {
         "traces",
@@ -64,6 +67,12 @@ def test_migrates_up_from_the_previous_schema_version(tmp_path: Path) -> None:
         store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        # migration 3: the prompt filter is answered from its index
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM observations o "
+            "WHERE o.prompt_name = 'n' AND o.prompt_version = 1 AND o.trace_id = 'old'"
+        ).fetchall()
+        assert "observations_prompt" in str(plan)
 
 
 def test_a_schema_newer_than_this_release_is_refused(tmp_path: Path) -> None:
@@ -96,5 +105,34 @@ def test_prune_gives_the_space_back(tmp_path: Path) -> None:
         with sqlite3.connect(path) as conn:
             assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
         assert store.counts().traces == 10
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("few_links", [5000, 1], ids=["from-links", "walk-traces"])
+def test_prompt_filter_gives_the_same_traces_either_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, few_links: int
+) -> None:
+    # the listing starts from the prompt's links when they are few, else walks the traces
+    monkeypatch.setattr(sqlite_store, "_FEW_PROMPT_LINKS", few_links)
+    store = SQLiteStore(tmp_path / "t.db")
+    try:
+        events = []
+        for i in range(6):
+            project = "a" if i % 2 else "b"
+            link = {"prompt_name": "p", "prompt_version": 1 + i % 3} if i else {}
+            events.append(obs(f"o{i}", f"t{i}", project, start_time=at(i), **link))
+        store.write(events)
+
+        def ids(**filters: Any) -> list[str]:
+            return [t.id for t in store.list_traces(TraceQuery(**filters)).data]
+
+        assert ids(prompt_name="p") == ["t5", "t4", "t3", "t2", "t1"]
+        assert ids(prompt_name="p", prompt_version=1) == ["t3"]
+        assert ids(prompt_name="p", prompt_version=2, project="a") == ["t1"]
+        assert ids(prompt_name="p", project="b", sort=TraceSort.START_TIME, descending=False) == [
+            "t2",
+            "t4",
+        ]
     finally:
         store.close()

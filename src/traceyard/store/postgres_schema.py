@@ -164,6 +164,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX media_trace ON media (trace_id) WHERE trace_id IS NOT NULL;
     """,
+    # 3: the observations that name a managed prompt (the prompt filter and usage counts).
+    """
+    CREATE INDEX observations_prompt ON observations (prompt_name, prompt_version, trace_id)
+        WHERE prompt_name IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -55,11 +55,19 @@ from traceyard.store._rows import (
     cost_total,
     decompress_text,
 )
-from traceyard.store._sql import level_filter, like_escape
+from traceyard.store._sql import (
+    level_filter,
+    like_escape,
+    prompt_match,
+    prompt_usage_sql,
+    prompt_where,
+    usage_keys,
+)
 from traceyard.store.base import (
     MediaRecord,
     Page,
     Prompt,
+    PromptUsage,
     StoreCounts,
     TimeseriesGroup,
     TimeseriesPoint,
@@ -499,7 +507,7 @@ class SQLiteStore:
 
     def list_traces(self, query: TraceQuery) -> Page[Trace]:
         conn = self._conn()
-        where, params = _trace_filters(query)
+        where, params = _trace_filters(query, few_prompt_links=_few_prompt_links(conn, query))
         column = convert.SORT_COLUMNS[query.sort]
         direction = "DESC" if query.descending else "ASC"
         if query.cursor:
@@ -801,13 +809,27 @@ class SQLiteStore:
             ).fetchone()
         return convert.prompt(row) if row is not None else None
 
-    def list_prompts(self, project: str, name: str | None = None) -> list[Prompt]:
-        sql, params = "SELECT * FROM prompts WHERE project = ?", [project]
-        if name is not None:
-            sql += " AND name = ?"
-            params.append(name)
-        rows = self._conn().execute(sql + " ORDER BY name, version", params).fetchall()
+    def list_prompts(self, project: str | None, name: str | None = None) -> list[Prompt]:
+        where, params = prompt_where(project, name, "project", "name", "?")
+        rows = self._conn().execute(
+            f"SELECT * FROM prompts {_where(where)} ORDER BY project, name, version", params
+        )
         return [convert.prompt(r) for r in rows]
+
+    def prompt_usage(
+        self, project: str | None, name: str | None = None, *, limit: int = 1000
+    ) -> list[PromptUsage]:
+        conn = self._conn()
+        where, params = prompt_where(project, name, "project", "name", "?")
+        saved = conn.execute(f"SELECT project, name, version FROM prompts {_where(where)}", params)
+        usage = []
+        for key in usage_keys([tuple(r) for r in saved]):
+            versioned = key[2] is not None
+            args = [*(key[1:] if versioned else key[1:2]), key[0], limit]
+            row = conn.execute(prompt_usage_sql("?", versioned), args).fetchone()
+            if row["observations"]:
+                usage.append(convert.prompt_usage(key, row, limit))
+        return usage
 
     def set_prompt_labels(
         self, project: str, name: str, version: int, labels: Sequence[str]
@@ -893,7 +915,26 @@ def _where(clauses: list[str]) -> str:
     return f"WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
-def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
+#: Below this many observations naming the filtered prompt, a listing starts from them (and
+#: sorts what it finds); from this many on it walks the traces in order and probes the index.
+_FEW_PROMPT_LINKS = 5000
+
+
+def _few_prompt_links(conn: sqlite3.Connection, q: TraceQuery) -> bool:
+    """Does the prompt filter (if any) match few observations? One bounded index range scan."""
+    if q.prompt_name is None:
+        return False
+    clause, values = prompt_match(q.prompt_name, q.prompt_version, "?")
+    found = conn.execute(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM observations o WHERE {clause} LIMIT ?)",
+        [*values, _FEW_PROMPT_LINKS],
+    ).fetchone()[0]
+    return bool(found < _FEW_PROMPT_LINKS)
+
+
+def _trace_filters(q: TraceQuery, few_prompt_links: bool = False) -> tuple[list[str], list[Any]]:
+    """WHERE clauses of a listing. ``few_prompt_links``: drive the query from the prompt's
+    observations (an IN list), with the project index kept out of the planner's way (``+``)."""
     where: list[str] = []
     params: list[Any] = []
 
@@ -902,7 +943,7 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
         params.extend(values)
 
     if q.project is not None:
-        add("t.project = ?", q.project)
+        add("+t.project = ?" if few_prompt_links else "t.project = ?", q.project)
     if q.name:
         add("t.name LIKE ? ESCAPE '\\'", f"%{like_escape(q.name)}%")
     if q.user_id is not None:
@@ -931,6 +972,18 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
         add(
             "EXISTS (SELECT 1 FROM observations o WHERE o.model = ? AND o.trace_id = t.id)", q.model
         )
+    if q.prompt_name is not None:
+        clause, values = prompt_match(q.prompt_name, q.prompt_version, "?")
+        if few_prompt_links:
+            add(f"t.id IN (SELECT o.trace_id FROM observations o WHERE {clause})", *values)
+        elif q.prompt_version is None:
+            # by name alone: probe the trace's few observations (the prompt index would scan
+            # every link of the name for each trace)
+            add("EXISTS (SELECT 1 FROM observations o WHERE o.trace_id = t.id "
+                "AND +o.prompt_name = ?)", q.prompt_name)  # fmt: skip
+        else:
+            add(f"EXISTS (SELECT 1 FROM observations o WHERE {clause} AND o.trace_id = t.id)",
+                *values)  # fmt: skip
     for key, value in q.metadata.items():
         # JSON booleans compare as true/false (json_extract would give 1/0).
         add(

@@ -163,6 +163,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX observations_generations ON observations (trace_id, model, level, start_time,
         end_time, total_tokens, total_cost) WHERE model IS NOT NULL;
     """,
+    # 3: the observations that name a managed prompt (the prompt filter and usage counts).
+    """
+    CREATE INDEX observations_prompt ON observations (prompt_name, prompt_version, trace_id)
+        WHERE prompt_name IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
