@@ -14,6 +14,7 @@ costs GIL time that the traced app would pay for.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import os
@@ -135,7 +136,7 @@ class _MultiRowInsert:
         while start < len(rows):
             size = min(most, _largest_power_of_two(len(rows) - start))
             chunk = rows[start : start + size]
-            conn.execute(self._sql(size), [value for row in chunk for value in row])
+            conn.execute(self._sql(size), list(itertools.chain.from_iterable(chunk)))
             start += size
 
     @functools.cache  # noqa: B019 - a few module-level instances, each with ~10 sizes
