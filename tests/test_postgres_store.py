@@ -19,6 +19,7 @@ import pytest
 from store_contract import at, obs, pg_connect, pg_schema, schema_url, score, trace, trace_in_child
 
 from traceyard.errors import MissingExtraError, StoreError, StoreUnavailableError
+from traceyard.model import Level
 from traceyard.store.base import TraceQuery
 from traceyard.store.postgres import PostgresStore
 from traceyard.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION
@@ -96,6 +97,34 @@ def test_migrates_up_from_the_previous_schema_version(fresh_url: str) -> None:
         assert [o.id for o in detail.observations] == ["o1", "o2", "o3"]
         assert store.counts().observations == 3
         assert store.save_prompt("p", "n", "text").version == 1
+    finally:
+        store.close()
+
+
+def test_migration_3_counts_the_levels_of_existing_traces(fresh_url: str) -> None:
+    with pg_connect(fresh_url) as conn:
+        for migration in MIGRATIONS[:2]:
+            conn.execute(migration)
+        conn.execute("CREATE TABLE traceyard_schema (version integer NOT NULL)")
+        conn.execute("INSERT INTO traceyard_schema VALUES (2)")
+        conn.execute("INSERT INTO traces (id, project) VALUES ('a', 'p'), ('b', 'p')")
+        conn.execute(
+            "INSERT INTO observations (id, trace_id, level) VALUES "
+            "('a1', 'a', 'WARNING'), ('a2', 'a', NULL), ('b1', 'b', 'DEBUG')"
+        )
+    store = PostgresStore(fresh_url)
+    try:
+        assert _version(fresh_url) == SCHEMA_VERSION
+        listed = {
+            level: {t.id for t in store.list_traces(TraceQuery(level=level)).data}
+            for level in Level
+        }
+        assert listed == {
+            Level.DEBUG: {"b"},
+            Level.DEFAULT: {"a"},
+            Level.WARNING: {"a"},
+            Level.ERROR: set(),
+        }
     finally:
         store.close()
 

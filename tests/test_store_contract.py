@@ -564,6 +564,49 @@ def test_every_filter(store: Store, filters: dict[str, Any], expected: set[str])
     assert not {t.id for t in store.list_traces(TraceQuery()).data} & expected
 
 
+def _with_level(store: Store, level: str) -> set[str]:
+    """Ids of the traces the level filter lists."""
+    return {t.id for t in store.list_traces(TraceQuery(level=Level(level), limit=1000)).data}
+
+
+@pytest.mark.parametrize("across_batches", [False, True])
+def test_level_filters_follow_updates_deletes_and_prune(store: Store, across_batches: bool) -> None:
+    # The level filters read per-level counts derived on the trace: a level changed by a
+    # later event must move the trace from one filter to the other, and never leave it in both.
+    first = [
+        obs("a1", "a", level="WARNING", start_time=at(0), end_time=at(1)),
+        obs("a2", "a", start_time=at(0), end_time=at(1)),  # no level: DEFAULT
+        obs("b1", "b", level="DEBUG", start_time=at(10), end_time=at(11)),
+        obs("c1", "c", level="DEFAULT", start_time=at(20), end_time=at(21)),
+    ]
+    then = [
+        obs("a1", "a", level="DEBUG"),  # the only warning of a becomes a debug
+        obs("a2", "a", level="ERROR"),  # and its only default becomes an error
+        obs("b2", "b", level="WARNING", start_time=at(12)),
+        obs("b2", "b", end_time=at(13)),
+    ]
+    if across_batches:
+        store.write(first)
+        assert (_with_level(store, "WARNING"), _with_level(store, "DEFAULT")) == ({"a"}, {"a", "c"})
+        store.write(then)
+    else:
+        store.write(first + then)
+    expected = {"DEBUG": {"a", "b"}, "DEFAULT": {"c"}, "WARNING": {"b"}, "ERROR": {"a"}}
+    assert {level: _with_level(store, level) for level in expected} == expected
+    a = store.get_trace("a")
+    assert a is not None and (a.error_count, a.status) == (1, TraceStatus.ERROR)
+    # a deleted trace leaves every filter; the other traces keep their counts
+    assert store.delete_traces(["b"]) == 1
+    expected = {"DEBUG": {"a"}, "DEFAULT": {"c"}, "WARNING": set(), "ERROR": {"a"}}
+    assert {level: _with_level(store, level) for level in expected} == expected
+    # prune: the newest trace (c) stays
+    assert store.prune(max_traces=1) == 1
+    expected = {"DEBUG": set(), "DEFAULT": {"c"}, "WARNING": set(), "ERROR": set()}
+    assert {level: _with_level(store, level) for level in expected} == expected
+    assert store.delete_where(TraceQuery(level=Level.DEFAULT)) == 1
+    assert store.list_traces(TraceQuery()).data == []
+
+
 def _sortable_dataset(store: Store) -> None:
     events = []
     for i in range(23):

@@ -11,6 +11,8 @@ import pytest
 from store_contract import at, obs
 
 from traceyard.errors import StoreError
+from traceyard.model import Level
+from traceyard.store.base import TraceQuery
 from traceyard.store.sqlite import SQLiteStore, split_statements
 from traceyard.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -25,7 +27,7 @@ def test_migrates_an_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     SQLiteStore(path).close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
     assert _tables(path) == {
         "traces",
@@ -64,6 +66,34 @@ def test_migrates_up_from_the_previous_schema_version(tmp_path: Path) -> None:
         store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_migration_3_counts_the_levels_of_existing_traces(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    with sqlite3.connect(path) as conn:
+        for migration in MIGRATIONS[:2]:
+            for statement in split_statements(migration):
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 2")
+        conn.executemany("INSERT INTO traces (id, project) VALUES (?, 'p')", [("a",), ("b",)])
+        conn.executemany(
+            "INSERT INTO observations (id, trace_id, level) VALUES (?, ?, ?)",
+            [("a1", "a", "WARNING"), ("a2", "a", None), ("b1", "b", "DEBUG")],
+        )
+    store = SQLiteStore(path)
+    try:
+        listed = {
+            level: {t.id for t in store.list_traces(TraceQuery(level=level)).data}
+            for level in Level
+        }
+        assert listed == {
+            Level.DEBUG: {"b"},
+            Level.DEFAULT: {"a"},
+            Level.WARNING: {"a"},
+            Level.ERROR: set(),
+        }
+    finally:
+        store.close()
 
 
 def test_a_schema_newer_than_this_release_is_refused(tmp_path: Path) -> None:

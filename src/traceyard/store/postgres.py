@@ -45,7 +45,6 @@ from traceyard._internal.serialize import dumps
 from traceyard.cost.pricing import PriceTable
 from traceyard.model import (
     Event,
-    Level,
     Observation,
     Score,
     SessionDetail,
@@ -262,6 +261,9 @@ def _merge_traces_sql() -> str:
                 "observation_count",
                 "open_count",
                 "error_count",
+                "warning_count",
+                "debug_count",
+                "default_count",
                 "usage",
                 "total_tokens",
                 "total_cost",
@@ -282,6 +284,9 @@ agg AS (
            COUNT(*) AS n,
            COUNT(*) FILTER (WHERE o.end_time IS NULL) AS open_n,
            COUNT(*) FILTER (WHERE o.level = 'ERROR') AS err_n,
+           COUNT(*) FILTER (WHERE o.level = 'WARNING') AS warning_n,
+           COUNT(*) FILTER (WHERE o.level = 'DEBUG') AS debug_n,
+           COUNT(*) FILTER (WHERE o.level IS NULL OR o.level = 'DEFAULT') AS default_n,
            COALESCE(SUM(o.total_tokens), 0) AS tokens,
            COALESCE(SUM(o.total_cost), 0) AS cost
     FROM observations o WHERE o.trace_id = ANY(%(ids)s) GROUP BY o.trace_id
@@ -302,7 +307,9 @@ src AS (
            COALESCE(LEAST(s.start_time, agg.first_ns), 0) AS start_ns,
            COALESCE(GREATEST(s.end_time, agg.last_ns), 0) AS end_ns,
            COALESCE(agg.n, 0) AS n, COALESCE(agg.open_n, 0) AS open_n,
-           COALESCE(agg.err_n, 0) AS err_n, COALESCE(agg.tokens, 0) AS tokens,
+           COALESCE(agg.err_n, 0) AS err_n, COALESCE(agg.warning_n, 0) AS warning_n,
+           COALESCE(agg.debug_n, 0) AS debug_n, COALESCE(agg.default_n, 0) AS default_n,
+           COALESCE(agg.tokens, 0) AS tokens,
            COALESCE(agg.cost, 0) AS cost, buckets.usage AS usage_sum
     FROM touched t
     LEFT JOIN _ty_stage_traces s ON s.id = t.id
@@ -316,7 +323,7 @@ merged AS (
                 THEN GREATEST(end_ns - start_ns, 0) / 1e6 ELSE 0 END,
            CASE WHEN COALESCE(incomplete, 0) > 0 THEN 'incomplete' WHEN open_n > 0 THEN 'running'
                 WHEN err_n > 0 THEN 'error' ELSE 'ok' END,
-           n, open_n, err_n, usage_sum, tokens, cost
+           n, open_n, err_n, warning_n, debug_n, default_n, usage_sum, tokens, cost
     FROM src ORDER BY id
     ON CONFLICT (id) DO UPDATE SET {sets}
     RETURNING (xmax = 0) AS inserted
@@ -1068,10 +1075,8 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
         add("t.tags @> %s::jsonb", dumps(list(q.tags)))
     if q.status is not None:
         add("t.status = %s", q.status.value)
-    if q.level is Level.ERROR:
-        add("t.error_count > 0")
-    elif q.level is not None:
-        add(*level_filter(q.level, "%s"))
+    if q.level is not None:
+        add(level_filter(q.level))
     if q.start_after is not None:
         add("t.start_ns >= %s", datetime_to_ns(q.start_after))
     if q.start_before is not None:

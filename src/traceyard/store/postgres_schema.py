@@ -164,6 +164,29 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX media_trace ON media (trace_id) WHERE trace_id IS NOT NULL;
     """,
+    # 3: per-level counts on traces (SQLite's third migration).
+    """
+    -- "some observation has level X" became "X_count > 0" (error_count already existed). An
+    -- EXISTS over observations was fast when X was common and scanned every trace when rare.
+    ALTER TABLE traces ADD COLUMN debug_count integer NOT NULL DEFAULT 0,
+        ADD COLUMN default_count integer NOT NULL DEFAULT 0,
+        ADD COLUMN warning_count integer NOT NULL DEFAULT 0;
+    UPDATE traces SET debug_count = a.debug_n, default_count = a.default_n,
+                      warning_count = a.warning_n
+    FROM (SELECT trace_id, COUNT(*) FILTER (WHERE level = 'DEBUG') AS debug_n,
+                 COUNT(*) FILTER (WHERE level IS NULL OR level = 'DEFAULT') AS default_n,
+                 COUNT(*) FILTER (WHERE level = 'WARNING') AS warning_n
+          FROM observations GROUP BY trace_id) AS a
+    WHERE traces.id = a.trace_id;
+    -- The newest traces with a rare level, in listing order: a level filter walks only its
+    -- own traces. Partial, so a trace without that level costs the writer nothing here.
+    -- DEFAULT (nearly every trace) needs none: the start-time index finds its matches at once.
+    CREATE INDEX traces_debug ON traces (start_ns DESC, id DESC) WHERE debug_count > 0;
+    CREATE INDEX traces_warning ON traces (start_ns DESC, id DESC) WHERE warning_count > 0;
+    CREATE INDEX traces_error ON traces (start_ns DESC, id DESC) WHERE error_count > 0;
+    -- served only the old EXISTS filter; one index less for every observation written
+    DROP INDEX observations_level;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

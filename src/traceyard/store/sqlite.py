@@ -31,7 +31,6 @@ from traceyard.cost.pricing import PriceTable
 from traceyard.errors import StoreClosedError, StoreError, StoreUnavailableError
 from traceyard.model import (
     Event,
-    Level,
     Observation,
     Score,
     SessionDetail,
@@ -206,6 +205,9 @@ agg AS (
            COUNT(*) AS n,
            SUM(o.end_time IS NULL) AS open_n,
            SUM(o.level = 'ERROR') AS err_n,
+           SUM(o.level = 'WARNING') AS warning_n,
+           SUM(o.level = 'DEBUG') AS debug_n,
+           SUM(o.level IS NULL OR o.level = 'DEFAULT') AS default_n,
            TOTAL(o.total_tokens) AS tokens,
            TOTAL(o.total_cost) AS cost
     FROM observations o WHERE o.trace_id IN (SELECT id FROM touched) GROUP BY o.trace_id
@@ -226,7 +228,9 @@ calc AS (
            MAX(COALESCE(t.end_time, agg.last_ns, 0),
                COALESCE(agg.last_ns, t.end_time, 0)) AS end_ns,
            COALESCE(agg.n, 0) AS n, COALESCE(agg.open_n, 0) AS open_n,
-           COALESCE(agg.err_n, 0) AS err_n, COALESCE(agg.tokens, 0) AS tokens,
+           COALESCE(agg.err_n, 0) AS err_n, COALESCE(agg.warning_n, 0) AS warning_n,
+           COALESCE(agg.debug_n, 0) AS debug_n, COALESCE(agg.default_n, 0) AS default_n,
+           COALESCE(agg.tokens, 0) AS tokens,
            COALESCE(agg.cost, 0) AS cost, buckets.usage AS usage, t.incomplete AS incomplete
     FROM traces t JOIN touched ON t.id = touched.id
     LEFT JOIN agg ON agg.trace_id = t.id LEFT JOIN buckets ON buckets.trace_id = t.id
@@ -240,6 +244,9 @@ UPDATE traces SET
     observation_count = calc.n,
     open_count = calc.open_n,
     error_count = calc.err_n,
+    warning_count = calc.warning_n,
+    debug_count = calc.debug_n,
+    default_count = calc.default_n,
     total_tokens = calc.tokens,
     total_cost = calc.cost,
     usage = calc.usage,
@@ -887,10 +894,8 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
         add("EXISTS (SELECT 1 FROM json_each(t.tags) WHERE value = ?)", tag)
     if q.status is not None:
         add("t.status = ?", q.status.value)
-    if q.level is Level.ERROR:
-        add("t.error_count > 0")
-    elif q.level is not None:
-        add(*level_filter(q.level, "?"))
+    if q.level is not None:
+        add(level_filter(q.level))
     if q.start_after is not None:
         add("t.start_ns >= ?", datetime_to_ns(q.start_after))
     if q.start_before is not None:
