@@ -592,7 +592,7 @@ class PostgresStore:
         return TraceDetail(
             **convert.trace_fields(row, payloads),
             scores=[convert.score(r) for r in score_rows],
-            observations=[convert.observation(r, payloads) for r in obs_rows],
+            observations=convert.observations(obs_rows, payloads),
         )
 
     def get_observation(self, observation_id: str) -> Observation | None:

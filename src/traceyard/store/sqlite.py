@@ -468,7 +468,7 @@ class SQLiteStore:
         return TraceDetail(
             **convert.trace_fields(row, payloads),
             scores=scores,
-            observations=[convert.observation(r, payloads) for r in obs_rows],
+            observations=convert.observations(obs_rows, payloads),
         )
 
     def get_observation(self, observation_id: str) -> Observation | None:
