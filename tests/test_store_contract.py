@@ -27,7 +27,7 @@ from store_contract import (
 )
 
 from traceyard.errors import StoreClosedError, StoreError
-from traceyard.model import Level, ScoreDataType, TraceStatus, ns_to_datetime
+from traceyard.model import Event, Level, ScoreDataType, TraceStatus, ns_to_datetime
 from traceyard.store.base import (
     MediaRecord,
     Store,
@@ -957,6 +957,91 @@ def test_timeseries_grouped_by_name_and_by_model(store: Store) -> None:
     ]
     assert by_model[1].total_cost == pytest.approx(0.7)
     assert store.timeseries(TimeseriesQuery(start=dt(100), end=dt(200))) == []
+
+
+def _hours_dataset() -> tuple[list[Event], list[Event]]:
+    """Traces over five hours (two projects, running ones, errors, tokens), then a batch that
+    ends, moves, fails and extends some of them."""
+    first: list[Event] = []
+    for i in range(60):
+        tid, project = f"h{i:02d}", "a" if i % 3 else "b"
+        start = i * 300 + 7  # every 5 minutes, off the hour
+        latency = (i * 7919) % 9000 / 10 + 0.5  # 0.5 s .. 900 s, with repeats
+        fields: dict[str, Any] = {"start_time": at(start)}
+        if i % 5:
+            fields["end_time"] = at(start + latency)
+        if i % 7 == 0:
+            fields["level"] = "ERROR"
+        first.append(obs(f"{tid}-root", tid, project=project, **fields))
+        first.append(
+            obs(
+                f"{tid}-g",
+                tid,
+                project=project,
+                type="generation",
+                usage={"input": i, "output": 1},
+                cost={"total": i / 100},
+                start_time=at(start + 1),
+                end_time=at(start + 2),
+            )
+        )
+    then = [
+        obs("h05-root", "h05", project="b", end_time=at(5 * 300 + 7 + 42)),  # finishes
+        obs("h10-early", "h10", project="a", start_time=at(10), end_time=at(20)),  # moves hours
+        obs("h11-root", "h11", project="a", level="ERROR"),
+        obs("h12-root", "h12", project="b", end_time=at(12 * 300 + 7 + 9000)),  # much slower
+        obs("h13-late", "h13", project="a", start_time=at(4000)),  # running again
+    ]
+    return first, then
+
+
+def _series(points: list[Any]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            p.bucket_start,
+            p.group,
+            p.traces,
+            p.observations,
+            p.errors,
+            p.latency_p50_ms,
+            p.latency_p95_ms,
+            p.total_tokens,
+            pytest.approx(p.total_cost),
+        )
+        for p in points
+    ]
+
+
+HOUR_QUERIES: list[dict[str, Any]] = [
+    {"start": 0, "end": 5 * 3600, "interval_s": 3600},
+    {"start": 0, "end": 5 * 3600 - 1, "interval_s": 3600},  # last hour partial
+    {"start": 0, "end": 6 * 3600, "interval_s": 7200, "project": "a"},
+    {"start": 1800, "end": 4 * 3600 + 600, "interval_s": 3600},  # every hour split
+    {"start": 100, "end": 5 * 3600 - 100, "interval_s": 5 * 3600},  # one bucket, off the hour
+    {"start": 0, "end": 3600, "interval_s": 900, "project": "b"},
+]
+
+
+@pytest.mark.parametrize("query", HOUR_QUERIES, ids=[str(q) for q in HOUR_QUERIES])
+def test_timeseries_over_hours_follows_updates_and_deletes(
+    store: Store, query: dict[str, Any]
+) -> None:
+    # The SQL stores answer whole hours from a rollup kept beside the traces; the memory
+    # store computes from the traces themselves. Both must agree after every change.
+    from traceyard.store.memory import MemoryStore
+
+    oracle = MemoryStore()
+    first, then = _hours_dataset()
+    q = TimeseriesQuery(**{**query, "start": dt(query["start"]), "end": dt(query["end"])})
+    for events in (first, then):
+        store.write(events)
+        oracle.write(events)
+        assert _series(store.timeseries(q)) == _series(oracle.timeseries(q))
+    gone = ["h03", "h20", "h21", "h40"]
+    assert store.delete_traces(gone) == oracle.delete_traces(gone) == 4
+    assert _series(store.timeseries(q)) == _series(oracle.timeseries(q))
+    assert store.prune(max_traces=30) == oracle.prune(max_traces=30) == 26
+    assert _series(store.timeseries(q)) == _series(oracle.timeseries(q))
 
 
 # ------------------------------------------------------------------------------- prompts

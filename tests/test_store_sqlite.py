@@ -27,7 +27,7 @@ def test_migrates_an_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     SQLiteStore(path).close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
     assert _tables(path) == {
         "traces",
@@ -37,6 +37,7 @@ def test_migrates_an_empty_file(tmp_path: Path) -> None:
         "counters",
         "prompts",
         "media",
+        "trace_hours",
     }
 
 

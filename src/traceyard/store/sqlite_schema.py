@@ -186,6 +186,42 @@ MIGRATIONS: list[str] = [
     -- served only the old EXISTS filter; one index less for every observation written
     DROP INDEX observations_level;
     """,
+    # 4: the hourly rollup the timeseries reads (see store/_hours.py).
+    """
+    -- derived: bin of latency_ms (see LATENCY_BIN below), -1 while the trace is running
+    ALTER TABLE traces ADD COLUMN latency_bin INTEGER NOT NULL DEFAULT -1;
+    UPDATE traces SET latency_bin = CASE WHEN status = 'running' THEN -1 ELSE
+        length(CAST(CAST(latency_ms * 1000 AS INTEGER) AS TEXT)) * 100
+        + CAST(substr(CAST(CAST(latency_ms * 1000 AS INTEGER) AS TEXT), 1, 2) AS INTEGER) END;
+    -- per hour of start (start_ns / 3600e9), project and latency bin: how many traces and
+    -- what they add up to. Kept in step with the derived columns in every write transaction.
+    CREATE TABLE trace_hours (
+        hour INTEGER NOT NULL,
+        project TEXT NOT NULL,
+        latency_bin INTEGER NOT NULL,
+        traces INTEGER NOT NULL,
+        observations INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        tokens REAL NOT NULL,
+        cost REAL NOT NULL,
+        -- hour, then bin: a range of hours groups by (hour, bin) in key order, no sort
+        PRIMARY KEY (hour, latency_bin, project)
+    ) WITHOUT ROWID;
+    INSERT INTO trace_hours
+        SELECT start_ns / 3600000000000, project, latency_bin, COUNT(*),
+               TOTAL(observation_count), TOTAL(error_count), TOTAL(total_tokens),
+               TOTAL(total_cost)
+        FROM traces WHERE start_ns IS NOT NULL GROUP BY 1, 2, 3;
+    -- a percentile's bin in one bucket: its finished traces, without reading their rows
+    CREATE INDEX traces_latency_bins ON traces (latency_bin, start_ns, latency_ms, project)
+        WHERE latency_bin >= 0;
+    """,
 ]
+
+#: The latency bin of ``{0}`` (latency_ms): digits and leading two digits of whole µs.
+LATENCY_BIN = (
+    "(length(CAST(CAST({0} * 1000 AS INTEGER) AS TEXT)) * 100"
+    " + CAST(substr(CAST(CAST({0} * 1000 AS INTEGER) AS TEXT), 1, 2) AS INTEGER))"
+)
 
 SCHEMA_VERSION = len(MIGRATIONS)
