@@ -63,6 +63,7 @@ def test_migrates_an_empty_schema(fresh_url: str) -> None:
             "counters",
             "prompts",
             "media",
+            "trace_hours",
         }
         store.write([obs("o", "t", start_time=at(0))])
         assert store.counts().observations == 1

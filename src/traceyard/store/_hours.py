@@ -18,8 +18,9 @@ The bins only have to be monotonic in the latency; each SQL dialect writes its o
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from traceyard.model import ns_to_datetime
 from traceyard.store.base import TimeseriesPoint
@@ -127,6 +128,30 @@ def plan(start: int, end: int, interval: int) -> Plan | None:
     if edge_ns > max(_MAX_EDGE_SHARE * (end - start), 2 * HOUR_NS):
         return None
     return Plan(start, interval, buckets, (-(-start // HOUR_NS), end // HOUR_NS), edges)
+
+
+def add_rows(
+    plan: Plan,
+    hour_sums: Iterable[Sequence[Any]],
+    hour_bins: Iterable[Sequence[Any]],
+    edge_traces: Callable[[int, int], Iterable[Sequence[Any]]],
+) -> None:
+    """Fill the plan's buckets: ``hour_sums`` rows are (hour, traces, observations, errors,
+    tokens, cost), ``hour_bins`` rows (hour, latency bin, finished traces), and
+    ``edge_traces(start, end)`` the traces of a partial hour as (latency bin, observations,
+    errors, tokens, cost)."""
+    hours = plan.whole_hours()
+    for hour, *sums in hour_sums:
+        if hour in hours:
+            hours[hour].add(*sums)
+    for hour, latency_bin, count in hour_bins:
+        bucket = hours.get(hour)
+        if bucket is not None and count:
+            bucket.bins[latency_bin] = bucket.bins.get(latency_bin, 0) + count
+    for index, start, end in plan.edges:
+        bucket = plan.buckets[index]
+        for row in edge_traces(start, end):
+            bucket.add_trace(*row)
 
 
 def points(

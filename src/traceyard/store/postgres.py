@@ -56,7 +56,9 @@ from traceyard.model import (
     ns_to_datetime,
 )
 from traceyard.store import _convert as convert
+from traceyard.store import _hours
 from traceyard.store._groups import recent_groups
+from traceyard.store._hours import HOUR_NS
 from traceyard.store._prompts import DEFAULT_LABEL, plan_new_version, plan_set_labels
 from traceyard.store._rows import (
     OBSERVATION_COLUMNS,
@@ -80,7 +82,12 @@ from traceyard.store.base import (
     decode_cursor,
     encode_cursor,
 )
-from traceyard.store.postgres_schema import COUNTER_SHARDS, MIGRATIONS, SCHEMA_VERSION
+from traceyard.store.postgres_schema import (
+    COUNTER_SHARDS,
+    LATENCY_BIN,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+)
 
 logger = logging.getLogger("traceyard")
 
@@ -270,6 +277,10 @@ def _merge_traces_sql() -> str:
             )
         },
     }
+    derived_on_conflict["latency_bin"] = (
+        f"CASE WHEN ({derived_on_conflict['status']}) = 'running' THEN -1 "
+        f"ELSE {LATENCY_BIN.format(derived_on_conflict['latency_ms'])} END"
+    )
     sets = _set_clause("traces", TRACE_COLUMNS, MERGES["traces"])
     sets += ", " + ", ".join(f"{c} = {expr}" for c, expr in derived_on_conflict.items())
     columns = [*TRACE_COLUMNS, *derived_on_conflict]
@@ -316,15 +327,20 @@ src AS (
     LEFT JOIN agg ON agg.trace_id = t.id
     LEFT JOIN buckets ON buckets.trace_id = t.id
 ),
+src_timed AS (
+    SELECT src.*, CASE WHEN start_ns > 0 AND end_ns > 0
+                       THEN GREATEST(end_ns - start_ns, 0) / 1e6 ELSE 0 END AS latency_ms
+    FROM src
+),
 merged AS (
     INSERT INTO traces ({", ".join(columns)})
-    SELECT id, project, {", ".join(own)}, start_ns, end_ns,
-           CASE WHEN start_ns > 0 AND end_ns > 0
-                THEN GREATEST(end_ns - start_ns, 0) / 1e6 ELSE 0 END,
+    SELECT id, project, {", ".join(own)}, start_ns, end_ns, latency_ms,
            CASE WHEN COALESCE(incomplete, 0) > 0 THEN 'incomplete' WHEN open_n > 0 THEN 'running'
                 WHEN err_n > 0 THEN 'error' ELSE 'ok' END,
-           n, open_n, err_n, warning_n, debug_n, default_n, usage_sum, tokens, cost
-    FROM src ORDER BY id
+           n, open_n, err_n, warning_n, debug_n, default_n, usage_sum, tokens, cost,
+           CASE WHEN COALESCE(incomplete, 0) = 0 AND open_n > 0 THEN -1
+                ELSE {LATENCY_BIN.format("latency_ms")} END
+    FROM src_timed ORDER BY id
     ON CONFLICT (id) DO UPDATE SET {sets}
     RETURNING (xmax = 0) AS inserted
 )
@@ -333,6 +349,31 @@ SELECT COUNT(*) FILTER (WHERE inserted) FROM merged
 
 
 _MERGE_TRACES = _merge_traces_sql()
+
+
+def _hours_delta(sign: str) -> str:
+    """Add (``+``) or take away (``-``) the touched traces from the hourly rollup: taken away
+    before the traces are merged and their derived columns recomputed, added after."""
+    return f"""
+INSERT INTO trace_hours (hour, latency_bin, project, traces, observations, errors, tokens, cost)
+SELECT start_ns / {HOUR_NS}, latency_bin, project, {sign}COUNT(*), {sign}SUM(observation_count),
+       {sign}SUM(error_count), {sign}SUM(total_tokens), {sign}SUM(total_cost)
+FROM traces WHERE id = ANY(%(ids)s) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+ON CONFLICT (hour, latency_bin, project) DO UPDATE SET
+    traces = trace_hours.traces + EXCLUDED.traces,
+    observations = trace_hours.observations + EXCLUDED.observations,
+    errors = trace_hours.errors + EXCLUDED.errors,
+    tokens = trace_hours.tokens + EXCLUDED.tokens, cost = trace_hours.cost + EXCLUDED.cost
+"""
+
+
+_HOURS_ADD = _hours_delta("+")
+_HOURS_TAKE = _hours_delta("-")
+# After a delete took them away: the rollup rows of those traces' hours left empty.
+_HOURS_EMPTIED = f"""
+DELETE FROM trace_hours WHERE traces = 0 AND hour IN (
+    SELECT DISTINCT start_ns / {HOUR_NS} FROM traces WHERE id = ANY(%(ids)s))
+"""
 
 _COUNT = """
 INSERT INTO counters (shard, traces, observations, scores) VALUES (%s, %s, %s, %s)
@@ -354,7 +395,16 @@ _USER_COLUMNS = (
     "SUM(total_cost) AS cost, COUNT(*) FILTER (WHERE error_count > 0) AS errors"
 )
 
-_TABLES = ("traces", "observations", "scores", "payloads", "counters", "prompts", "media")
+_TABLES = (
+    "traces",
+    "observations",
+    "scores",
+    "payloads",
+    "counters",
+    "prompts",
+    "media",
+    "trace_hours",
+)
 
 # Nearest-rank percentiles (percentile_disc) over finished traces, as on SQLite and memory.
 _TIMESERIES = """
@@ -539,11 +589,11 @@ class PostgresStore:
             if batch.price_later:
                 self._price_stored(cur, batch.price_later)
             if touched:
-                cur.execute(
-                    _MERGE_TRACES,
-                    {"ids": [t for t, _ in touched], "projects": [p for _, p in touched]},
-                )
+                ids = [t for t, _ in touched]
+                cur.execute(_HOURS_TAKE, {"ids": ids})
+                cur.execute(_MERGE_TRACES, {"ids": ids, "projects": [p for _, p in touched]})
                 created["traces"] = _scalar(cur)
+                cur.execute(_HOURS_ADD, {"ids": ids})
             if any(created.values()):
                 cur.execute(
                     _COUNT,
@@ -739,6 +789,75 @@ class PostgresStore:
         return Page[Score](data=[convert.score(r) for r in page], next_cursor=next_cursor)
 
     def timeseries(self, query: TimeseriesQuery) -> list[TimeseriesPoint]:
+        if query.group_by is None:
+            try:
+                points = self._timeseries_by_hours(query)
+            except _hours.RollupMismatchError:
+                points = None
+            if points is not None:
+                return points
+        return self._timeseries_from_traces(query)
+
+    def _timeseries_by_hours(self, query: TimeseriesQuery) -> list[TimeseriesPoint] | None:
+        """From the hourly rollup (see :mod:`._hours`); None when the buckets' edges are too
+        far off the hour for it to help. Four round trips whatever the range."""
+        plan = _hours.plan(
+            datetime_to_ns(query.start), datetime_to_ns(query.end), query.interval_s * 10**9
+        )
+        if plan is None:
+            return None
+        project = "" if query.project is None else " AND project = %(project)s"
+        t_project = project.replace("project", "t.project", 1)
+        params = {"first": plan.hours[0], "last": plan.hours[1], "project": query.project}
+        with self._conn() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            hour_sums = cur.execute(
+                "SELECT hour, SUM(traces)::int8, SUM(observations)::int8, SUM(errors)::int8, "
+                "SUM(tokens), SUM(cost) FROM trace_hours "
+                f"WHERE hour >= %(first)s AND hour < %(last)s{project} GROUP BY hour",
+                params,
+            ).fetchall()
+            hour_bins = cur.execute(
+                "SELECT hour, latency_bin, SUM(traces)::int8 FROM trace_hours "
+                f"WHERE hour >= %(first)s AND hour < %(last)s AND latency_bin >= 0{project} "
+                "GROUP BY hour, latency_bin",
+                params,
+            ).fetchall()
+            edges = cur.execute(
+                "SELECT e.s, e.e, t.latency_bin, t.observation_count, t.error_count, "
+                "t.total_tokens, t.total_cost FROM unnest(%(starts)s::int8[], %(ends)s::int8[]) "
+                f"AS e(s, e) JOIN traces t ON t.start_ns >= e.s AND t.start_ns < e.e{t_project}",
+                {
+                    "starts": [start for _, start, _ in plan.edges],
+                    "ends": [end for _, _, end in plan.edges],
+                    "project": query.project,
+                },
+            ).fetchall()
+            by_edge: dict[tuple[int, int], list[Any]] = {}
+            for edge_start, edge_end, *row in edges:
+                by_edge.setdefault((edge_start, edge_end), []).append(row)
+            _hours.add_rows(plan, hour_sums, hour_bins, lambda s, e: by_edge.get((s, e), []))
+
+            def latencies(picks: list[_hours.Pick]) -> list[float | None]:
+                rows = cur.execute(
+                    "SELECT x.latency_ms FROM unnest(%(bins)s::int4[], %(starts)s::int8[], "
+                    "%(ends)s::int8[], %(offsets)s::int8[]) WITH ORDINALITY AS p(b, s, e, o, i) "
+                    "LEFT JOIN LATERAL (SELECT t.latency_ms FROM traces t "
+                    "WHERE t.latency_bin >= 0 AND t.latency_bin = p.b AND t.start_ns >= p.s "
+                    f"AND t.start_ns < p.e{t_project} "
+                    "ORDER BY t.latency_ms OFFSET p.o LIMIT 1) x ON true ORDER BY p.i",
+                    {
+                        "bins": [p[0] for p in picks],
+                        "starts": [p[1] for p in picks],
+                        "ends": [p[2] for p in picks],
+                        "offsets": [p[3] - 1 for p in picks],
+                        "project": query.project,
+                    },
+                ).fetchall()
+                return [r[0] for r in rows]
+
+            return _hours.points(plan.buckets, latencies)
+
+    def _timeseries_from_traces(self, query: TimeseriesQuery) -> list[TimeseriesPoint]:
         start, interval = datetime_to_ns(query.start), query.interval_s * 1_000_000_000
         template = _TIMESERIES_BY_MODEL if query.group_by is TimeseriesGroup.MODEL else _TIMESERIES
         sql = template.format(
@@ -787,6 +906,8 @@ class PostgresStore:
         if not ids:
             return 0
         with self._conn() as conn, conn.transaction():
+            conn.execute(_HOURS_TAKE, {"ids": ids})
+            conn.execute(_HOURS_EMPTIED, {"ids": ids})
             conn.execute(
                 "DELETE FROM payloads WHERE owner = ANY(%(ids)s) OR owner IN "
                 "(SELECT id FROM observations WHERE trace_id = ANY(%(ids)s))",

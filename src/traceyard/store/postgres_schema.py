@@ -187,7 +187,42 @@ MIGRATIONS: list[str] = [
     -- served only the old EXISTS filter; one index less for every observation written
     DROP INDEX observations_level;
     """,
+    # 4: the hourly rollup the timeseries reads (SQLite's fourth migration; store/_hours.py).
+    """
+    -- derived: bin of latency_ms (see LATENCY_BIN below), -1 while the trace is running
+    ALTER TABLE traces ADD COLUMN latency_bin integer NOT NULL DEFAULT -1;
+    UPDATE traces SET latency_bin =
+        length(floor(latency_ms * 1000)::bigint::text) * 100
+        + left(floor(latency_ms * 1000)::bigint::text, 2)::integer
+    WHERE status <> 'running';
+    -- per hour of start (start_ns / 3600e9), latency bin and project: how many traces and
+    -- what they add up to. Kept in step with the derived columns in every write transaction.
+    CREATE TABLE trace_hours (
+        hour bigint NOT NULL,
+        latency_bin integer NOT NULL,
+        project text NOT NULL,
+        traces bigint NOT NULL,
+        observations bigint NOT NULL,
+        errors bigint NOT NULL,
+        tokens double precision NOT NULL,
+        cost double precision NOT NULL,
+        PRIMARY KEY (hour, latency_bin, project)
+    );
+    INSERT INTO trace_hours
+        SELECT start_ns / 3600000000000, latency_bin, project, COUNT(*),
+               SUM(observation_count), SUM(error_count), SUM(total_tokens), SUM(total_cost)
+        FROM traces GROUP BY 1, 2, 3;
+    -- a percentile's bin in one bucket: its finished traces, without reading their rows
+    CREATE INDEX traces_latency_bins ON traces (latency_bin, start_ns)
+        INCLUDE (latency_ms, project) WHERE latency_bin >= 0;
+    """,
 ]
+
+#: The latency bin of ``{0}`` (latency_ms): digits and leading two digits of whole µs.
+LATENCY_BIN = (
+    "(length(floor(({0}) * 1000)::bigint::text) * 100"
+    " + left(floor(({0}) * 1000)::bigint::text, 2)::integer)"
+)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

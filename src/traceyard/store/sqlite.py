@@ -662,34 +662,30 @@ class SQLiteStore:
         params = {"first": plan.hours[0], "last": plan.hours[1], "project": query.project}
         cursor = self._conn().cursor()
         cursor.row_factory = None
-        hours = plan.whole_hours()
-        rows = cursor.execute(
+        hour_sums = cursor.execute(
             "SELECT hour, SUM(traces), SUM(observations), SUM(errors), TOTAL(tokens), "
             "TOTAL(cost) FROM trace_hours WHERE hour >= :first AND hour < :last"
             f"{project} GROUP BY hour",
             params,
-        )
-        for hour, *sums in rows:
-            if hour in hours:
-                hours[hour].add(*sums)
-        rows = cursor.execute(
+        ).fetchall()
+        hour_bins = cursor.execute(
             "SELECT hour, latency_bin, SUM(traces) FROM trace_hours WHERE hour >= :first "
             f"AND hour < :last AND latency_bin >= 0{project} GROUP BY hour, latency_bin",
             params,
         )
-        for hour, latency_bin, count in rows:
-            bucket = hours.get(hour)
-            if bucket is not None and count:
-                bucket.bins[latency_bin] = bucket.bins.get(latency_bin, 0) + count
-        for index, start, end in plan.edges:
-            rows = cursor.execute(
-                "SELECT latency_bin, observation_count, error_count, total_tokens, total_cost "
-                f"FROM traces WHERE start_ns >= :start AND start_ns < :end{project}",
-                {"start": start, "end": end, "project": query.project},
+
+        def edge_traces(start: int, end: int) -> list[Any]:
+            return (
+                self._conn()
+                .execute(
+                    "SELECT latency_bin, observation_count, error_count, total_tokens, total_cost "
+                    f"FROM traces WHERE start_ns >= :start AND start_ns < :end{project}",
+                    {"start": start, "end": end, "project": query.project},
+                )
+                .fetchall()
             )
-            bucket = plan.buckets[index]
-            for row in rows:
-                bucket.add_trace(*row)
+
+        _hours.add_rows(plan, hour_sums, hour_bins, edge_traces)
 
         def latencies(picks: list[_hours.Pick]) -> list[float | None]:
             found = []

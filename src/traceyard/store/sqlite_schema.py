@@ -220,8 +220,8 @@ MIGRATIONS: list[str] = [
 
 #: The latency bin of ``{0}`` (latency_ms): digits and leading two digits of whole µs.
 LATENCY_BIN = (
-    "(length(CAST(CAST({0} * 1000 AS INTEGER) AS TEXT)) * 100"
-    " + CAST(substr(CAST(CAST({0} * 1000 AS INTEGER) AS TEXT), 1, 2) AS INTEGER))"
+    "(length(CAST(CAST(({0}) * 1000 AS INTEGER) AS TEXT)) * 100"
+    " + CAST(substr(CAST(CAST(({0}) * 1000 AS INTEGER) AS TEXT), 1, 2) AS INTEGER))"
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
