@@ -265,6 +265,19 @@ def test_several_processes_write_every_observation_exactly_once() -> None:
             page = store.list_traces(TraceQuery(limit=1000))
             assert len(page.data) == workers * traces
             assert all(t.observation_count == spans and t.status.value == "ok" for t in page.data)
+            # the hourly rollup, updated by every writer, adds up to what the traces say
+            with pg_connect(url) as conn:
+                rollup = conn.execute(
+                    "SELECT SUM(traces), SUM(observations) FROM trace_hours"
+                ).fetchone()
+                by_hour = conn.execute(
+                    "SELECT COUNT(*) FROM (SELECT start_ns / 3600000000000 AS h, latency_bin, "
+                    "project, COUNT(*) AS n FROM traces GROUP BY 1, 2, 3) t "
+                    "FULL JOIN (SELECT * FROM trace_hours WHERE traces <> 0) r "
+                    "ON (r.hour, r.latency_bin, r.project) = (t.h, t.latency_bin, t.project) "
+                    "WHERE r.traces IS DISTINCT FROM t.n"
+                ).fetchone()
+            assert tuple(rollup) == (workers * traces, n) and by_hour[0] == 0
         finally:
             store.close()
 

@@ -214,6 +214,10 @@ _STAGES = {
     },
     "payloads": "CREATE TEMP TABLE IF NOT EXISTS _ty_stage_payloads "
     "(owner text, field text, data bytea) ON COMMIT DELETE ROWS",
+    # the touched traces' share of the hourly rollup before the merge, negated
+    "hours": "CREATE TEMP TABLE IF NOT EXISTS _ty_stage_hours (hour int8, latency_bin int4, "
+    "project text, traces int8, observations int8, errors int8, tokens float8, cost float8) "
+    "ON COMMIT DELETE ROWS",
 }
 _STAGE_TYPES = {
     **{table: [_stage_type(c) for c in columns] for table, columns in COLUMNS.items()},
@@ -351,29 +355,61 @@ SELECT COUNT(*) FILTER (WHERE inserted) FROM merged
 _MERGE_TRACES = _merge_traces_sql()
 
 
-def _hours_delta(sign: str) -> str:
-    """Add (``+``) or take away (``-``) the touched traces from the hourly rollup: taken away
-    before the traces are merged and their derived columns recomputed, added after."""
-    return f"""
+def _hour_sums(sign: str) -> str:
+    """The rollup key and sums of a set of trace rows (``sign``: ``+`` or ``-``)."""
+    return (
+        f"start_ns / {HOUR_NS}, latency_bin, project, {sign}COUNT(*), "
+        f"{sign}SUM(observation_count), {sign}SUM(error_count), {sign}SUM(total_tokens), "
+        f"{sign}SUM(total_cost)"
+    )
+
+
+_HOURS_UPSERT = """
 INSERT INTO trace_hours (hour, latency_bin, project, traces, observations, errors, tokens, cost)
-SELECT start_ns / {HOUR_NS}, latency_bin, project, {sign}COUNT(*), {sign}SUM(observation_count),
-       {sign}SUM(error_count), {sign}SUM(total_tokens), {sign}SUM(total_cost)
-FROM traces WHERE id = ANY(%(ids)s) GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+{select} ORDER BY 1, 2, 3
 ON CONFLICT (hour, latency_bin, project) DO UPDATE SET
     traces = trace_hours.traces + EXCLUDED.traces,
     observations = trace_hours.observations + EXCLUDED.observations,
     errors = trace_hours.errors + EXCLUDED.errors,
     tokens = trace_hours.tokens + EXCLUDED.tokens, cost = trace_hours.cost + EXCLUDED.cost
 """
-
-
-_HOURS_ADD = _hours_delta("+")
-_HOURS_TAKE = _hours_delta("-")
-# After a delete took them away: the rollup rows of those traces' hours left empty.
-_HOURS_EMPTIED = f"""
-DELETE FROM trace_hours WHERE traces = 0 AND hour IN (
-    SELECT DISTINCT start_ns / {HOUR_NS} FROM traces WHERE id = ANY(%(ids)s))
+# The hourly rollup follows the merge of the touched traces in two steps: their share before
+# (locking their rows first, in id order like the merge), then after the merge the difference
+# in ONE upsert in key order. Taking away and adding back as two upserts would lock the same
+# rollup rows twice, and two writers doing that can deadlock.
+_HOURS_BEFORE = f"""
+WITH locked AS (
+    SELECT start_ns, latency_bin, project, observation_count, error_count, total_tokens,
+           total_cost
+    FROM traces WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE
+)
+INSERT INTO _ty_stage_hours SELECT {_hour_sums("-")} FROM locked GROUP BY 1, 2, 3
 """
+_HOURS_AFTER = _HOURS_UPSERT.format(
+    select=f"""SELECT hour, latency_bin, project, SUM(traces), SUM(observations), SUM(errors),
+       SUM(tokens), SUM(cost)
+FROM (SELECT * FROM _ty_stage_hours
+      UNION ALL SELECT {_hour_sums("+")} FROM traces WHERE id = ANY(%(ids)s)
+      GROUP BY 1, 2, 3) d
+GROUP BY 1, 2, 3"""
+)
+# Deleting traces takes them out of the rollup with the rows DELETE returns (traces locked
+# first, then rollup rows in key order, as the writer does).
+_DELETE_TRACES = f"""
+WITH gone AS (
+    DELETE FROM traces WHERE id = ANY(%(ids)s)
+    RETURNING start_ns, latency_bin, project, observation_count, error_count, total_tokens,
+              total_cost
+),
+rolled AS ({_HOURS_UPSERT.format(select=f"SELECT {_hour_sums('-')} FROM gone GROUP BY 1, 2, 3")}
+    RETURNING hour)
+SELECT (SELECT COUNT(*) FROM gone) AS deleted, ARRAY(SELECT DISTINCT hour FROM rolled) AS hours
+"""
+# After a delete: the rollup rows of those hours left empty.
+_HOURS_EMPTIED = """
+DELETE FROM trace_hours WHERE traces = 0 AND hour = ANY(%(hours)s)
+"""
+
 
 _COUNT = """
 INSERT INTO counters (shard, traces, observations, scores) VALUES (%s, %s, %s, %s)
@@ -590,10 +626,10 @@ class PostgresStore:
                 self._price_stored(cur, batch.price_later)
             if touched:
                 ids = [t for t, _ in touched]
-                cur.execute(_HOURS_TAKE, {"ids": ids})
+                cur.execute(_HOURS_BEFORE, {"ids": ids})
                 cur.execute(_MERGE_TRACES, {"ids": ids, "projects": [p for _, p in touched]})
                 created["traces"] = _scalar(cur)
-                cur.execute(_HOURS_ADD, {"ids": ids})
+                cur.execute(_HOURS_AFTER, {"ids": ids})
             if any(created.values()):
                 cur.execute(
                     _COUNT,
@@ -906,8 +942,6 @@ class PostgresStore:
         if not ids:
             return 0
         with self._conn() as conn, conn.transaction():
-            conn.execute(_HOURS_TAKE, {"ids": ids})
-            conn.execute(_HOURS_EMPTIED, {"ids": ids})
             conn.execute(
                 "DELETE FROM payloads WHERE owner = ANY(%(ids)s) OR owner IN "
                 "(SELECT id FROM observations WHERE trace_id = ANY(%(ids)s))",
@@ -918,7 +952,10 @@ class PostgresStore:
             for table, column in (("observations", "trace_id"), ("scores", "trace_id")):
                 cur = conn.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", (ids,))
                 counts.append(cur.rowcount)
-            traces = conn.execute("DELETE FROM traces WHERE id = ANY(%s)", (ids,)).rowcount
+            row = conn.execute(_DELETE_TRACES, {"ids": ids}).fetchone()
+            assert row is not None
+            traces = int(row["deleted"])
+            conn.execute(_HOURS_EMPTIED, {"hours": row["hours"]})
             if traces or any(counts):
                 shard = conn.info.backend_pid % COUNTER_SHARDS
                 conn.execute(_COUNT, (shard, -traces, -counts[0], -counts[1]))
