@@ -5,14 +5,15 @@ previous release's schema), trigger-kept counts, and space given back after a pr
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from store_contract import at, obs
 
 from traceyard.errors import StoreError
-from traceyard.model import Level
-from traceyard.store.base import TraceQuery
+from traceyard.model import Level, ns_to_datetime
+from traceyard.store.base import TimeseriesQuery, TraceQuery
 from traceyard.store.sqlite import SQLiteStore, split_statements
 from traceyard.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -127,5 +128,28 @@ def test_prune_gives_the_space_back(tmp_path: Path) -> None:
         with sqlite3.connect(path) as conn:
             assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
         assert store.counts().traces == 10
+    finally:
+        store.close()
+
+
+def test_whole_hours_come_from_the_rollup(tmp_path: Path) -> None:
+    # The contract tests check the answers; this checks the fast path is the one taken for
+    # buckets of whole hours, and that the traces path gives the same series.
+    store = SQLiteStore(tmp_path / "t.db")
+    try:
+        store.write(
+            [
+                obs(f"o{i}", f"t{i}", start_time=at(i * 600), end_time=at(i * 600 + i + 1))
+                for i in range(30)
+            ]
+        )
+        start = ns_to_datetime(at(0))
+        assert start is not None
+        query = TimeseriesQuery(start=start, end=start + timedelta(hours=5))
+        fast = store._timeseries_by_hours(query)
+        assert fast is not None and len(fast) == 5
+        assert fast == store._timeseries_from_traces(query)
+        off_the_hour = query.model_copy(update={"start": start + timedelta(minutes=30)})
+        assert store._timeseries_by_hours(off_the_hour) is None
     finally:
         store.close()

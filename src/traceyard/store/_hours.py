@@ -102,8 +102,9 @@ class Plan:
 
 
 def plan(start: int, end: int, interval: int) -> Plan | None:
-    """The buckets of [start, end) every ``interval`` ns, or None when too much of the range
-    would have to be read from the traces anyway (bucket edges off the hour)."""
+    """The buckets of [start, end) every ``interval`` ns, or None when the rollup would not
+    help: no bucket holds a whole hour, or too much of the range is in partial hours (bucket
+    edges off the hour), which are read from the traces anyway."""
     if end <= start:
         return None
     buckets: list[Bucket] = []
@@ -125,8 +126,8 @@ def plan(start: int, end: int, interval: int) -> Plan | None:
             if edge_start < edge_end:
                 edges.append((index, edge_start, edge_end))
                 edge_ns += edge_end - edge_start
-    if edge_ns > max(_MAX_EDGE_SHARE * (end - start), 2 * HOUR_NS):
-        return None
+    if edge_ns >= end - start or edge_ns > max(_MAX_EDGE_SHARE * (end - start), 2 * HOUR_NS):
+        return None  # no whole hour at all (buckets under an hour), or too few
     return Plan(start, interval, buckets, (-(-start // HOUR_NS), end // HOUR_NS), edges)
 
 
