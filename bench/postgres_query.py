@@ -9,8 +9,8 @@ sessions, 5 models, 5% errors) plus one trace of 1,000 observations. Loading tak
 path: our RowBuilder makes the rows (so they are exactly what the stores write), the derived
 trace columns are computed in Python, and the rows go in with COPY (PostgreSQL) or
 executemany (SQLite) into empty databases at schema version 2; opening the stores then
-migrates them (the per-level counts and the hourly rollup are backfilled by migrations 3 and
-4, timed and printed).
+migrates them (the per-level counts and the hourly rollup are backfilled by migrations 4 and
+5, timed and printed).
 
 ``--pg-schema`` and ``--sqlite-path`` keep a data set of your own when others bench too (a
 newer schema in a shared one locks older builds out).

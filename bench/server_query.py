@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from traceyard.model import Entity, Event, Level, ObservationType
+from traceyard.store.base import Store
 from traceyard.store.sqlite import SQLiteStore
 
 NAMES = [f"agent-{i}" for i in range(20)]
@@ -32,9 +33,35 @@ MODELS = ["gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet", "llama-3-70b"]
 TAGS = [f"tag-{i}" for i in range(10)]
 
 
+def prompt_link(i: int, generation: str) -> dict[str, Any]:
+    """Managed prompts named by generations: "qa-answer" v1 and v2 by half the traces each
+    (v3 by one trace in 2,000: a fresh version), "planner" v1 by one trace in five."""
+    if generation == "llm-answer":
+        version = 3 if i % 2000 == 0 else 1 + i % 2
+        return {"prompt_name": "qa-answer", "prompt_version": version}
+    if i % 5 == 0:
+        return {"prompt_name": "planner", "prompt_version": 1}
+    return {}
+
+
+def save_prompts(store: Store) -> None:
+    for project in ("main", "side"):
+        for version in (1, 2, 3, 4):
+            store.save_prompt(project, "qa-answer", f"Answer {{{{question}}}} (v{version})")
+        store.save_prompt(project, "planner", [{"role": "system", "content": "Plan."}], type="chat")
+
+
 def load(data_dir: Path, traces: int, batch: int = 4000) -> float:
-    """Write the data set; returns seconds taken."""
+    """Write the data set into a SQLite data dir; returns seconds taken."""
     store = SQLiteStore.in_dir(data_dir)
+    try:
+        return fill(store, traces, batch)
+    finally:
+        store.close()
+
+
+def fill(store: Store, traces: int, batch: int = 4000) -> float:
+    """Write the data set through ``store``'s own write path; returns seconds taken."""
     rng = random.Random(7)
     now_ns = time.time_ns()
     span_ns = 7 * 86400 * 10**9
@@ -75,6 +102,7 @@ def load(data_dir: Path, traces: int, batch: int = 4000) -> float:
                 usage = {"input": rng.randint(100, 3000), "output": rng.randint(10, 500)}
                 fields.update(model=MODELS[(i + k) % 4], usage=usage,
                               input=[{"role": "user", "content": "hi"}], output="ok")  # fmt: skip
+                fields.update(prompt_link(i, name))
             if error and kind is ObservationType.TOOL:
                 fields.update(level=Level.ERROR, status_message="tool failed")
             events.append(Event(Entity.OBSERVATION, f"{i:015x}{k}", trace_id, project, fields))
@@ -96,7 +124,7 @@ def load(data_dir: Path, traces: int, batch: int = 4000) -> float:
             "model": "gpt-4o-mini" if k % 3 == 0 else None,
             "usage": {"input": 10, "output": 5} if k % 3 == 0 else None}))  # fmt: skip
     store.write(events)
-    store.close()
+    save_prompts(store)
     return time.perf_counter() - started
 
 
@@ -179,6 +207,10 @@ def main() -> None:
             ("min_cost", {"min_cost": 0.01}),
             ("model", {"model": "claude-3-5-sonnet"}),
             ("metadata", {"metadata": "tenant:t7"}),
+            ("prompt v1 (50%)", {"prompt_name": "qa-answer", "prompt_version": 1}),
+            ("prompt v3 (0.05%)", {"prompt_name": "qa-answer", "prompt_version": 3}),
+            ("prompt v4 (none)", {"prompt_name": "qa-answer", "prompt_version": 4}),
+            ("prompt name (20%)", {"prompt_name": "planner"}),
             ("text (1% match)", {"text": "needle"}),
             ("sort latency", {"sort": "latency"}),
             ("sort cost", {"sort": "cost"}),
@@ -216,6 +248,9 @@ def main() -> None:
             client, "api/metrics/timeseries", {**week, "group_by": "model"}, max(5, args.reps // 4)
         )
         print(f"timeseries 7 days by model ({rows} points): p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+        for path, params in (("api/prompts", {}), ("api/prompts/qa-answer", {"project": "main"})):
+            p50, p95, rows = time_get(client, path, params, max(5, args.reps // 4))
+            print(f"{path}: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
         p50, p95, _ = time_get(client, "api/stats", {}, max(5, args.reps // 4))
         print(f"stats: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")

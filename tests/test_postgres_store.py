@@ -100,14 +100,20 @@ def test_migrates_up_from_the_previous_schema_version(fresh_url: str) -> None:
         assert store.save_prompt("p", "n", "text").version == 1
     finally:
         store.close()
-
-
-def test_migration_3_counts_the_levels_of_existing_traces(fresh_url: str) -> None:
     with pg_connect(fresh_url) as conn:
-        for migration in MIGRATIONS[:2]:
+        rows = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        ).fetchall()
+        indexes = {r[0] for r in rows}
+        assert "observations_prompt" in indexes  # migration 3
+
+
+def test_migration_4_counts_the_levels_of_existing_traces(fresh_url: str) -> None:
+    with pg_connect(fresh_url) as conn:
+        for migration in MIGRATIONS[:3]:
             conn.execute(migration)
         conn.execute("CREATE TABLE traceyard_schema (version integer NOT NULL)")
-        conn.execute("INSERT INTO traceyard_schema VALUES (2)")
+        conn.execute("INSERT INTO traceyard_schema VALUES (3)")
         conn.execute("INSERT INTO traces (id, project) VALUES ('a', 'p'), ('b', 'p')")
         conn.execute(
             "INSERT INTO observations (id, trace_id, level) VALUES "

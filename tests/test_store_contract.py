@@ -1119,6 +1119,96 @@ def test_prompt_versions_are_numbered_atomically(open_store: OpenStore, backend:
     assert len([v for v, lbls in labels.items() if "production" in lbls]) == 1
 
 
+def test_prompt_links_filter_traces_and_count_usage(store: Store) -> None:
+    # t1, t2 used greet v1 (t1 twice), t3 greet v2, t4 greet with no version, t5 another
+    # project's greet v1, t6 no prompt; the link is fixed by a later update of g6
+    def gen(obs_id: str, trace_id: str, version: int | None, project: str = "default") -> Any:
+        start = at(int(trace_id[1:]))
+        return obs(obs_id, trace_id, project, type="generation", start_time=start,
+                   prompt_name="greet", prompt_version=version)  # fmt: skip
+
+    store.write(
+        [
+            gen("g1", "t1", 1),
+            gen("g1b", "t1", 1),
+            gen("g2", "t2", 1),
+            gen("g3", "t3", 2),
+            gen("g4", "t4", None),
+            gen("g5", "t5", 1, "other"),
+            obs("s6", "t6", type="span", start_time=at(6)),
+            obs("g6", "t6", type="generation", start_time=at(6)),
+        ]
+    )
+    store.write([obs("g6", "t6", prompt_name="bye", prompt_version=3)])
+
+    def ids(**filters: Any) -> list[str]:
+        return [t.id for t in store.list_traces(TraceQuery(**filters)).data]
+
+    assert ids(prompt_name="greet", prompt_version=1) == ["t5", "t2", "t1"]
+    assert ids(prompt_name="greet", prompt_version=1, project="default") == ["t2", "t1"]
+    assert ids(prompt_name="greet", prompt_version=2) == ["t3"]
+    assert ids(prompt_name="greet") == ["t5", "t4", "t3", "t2", "t1"]
+    assert ids(prompt_name="bye", prompt_version=3) == ["t6"]
+    assert ids(prompt_name="greet", prompt_version=9) == []
+    assert ids(prompt_name="gree") == []  # exact name, not a substring
+    # paging through a prompt's traces
+    first = store.list_traces(TraceQuery(prompt_name="greet", limit=2))
+    assert [t.id for t in first.data] == ["t5", "t4"] and first.next_cursor is not None
+    rest = store.list_traces(TraceQuery(prompt_name="greet", limit=2, cursor=first.next_cursor))
+    assert [t.id for t in rest.data] == ["t3", "t2"]
+
+    # use is counted for saved versions (and their name's unversioned links) only
+    for project, name, versions in (
+        ("default", "greet", 3),
+        ("default", "bye", 3),
+        ("other", "greet", 1),
+        ("default", "unused", 1),
+    ):
+        for _ in range(versions):
+            store.save_prompt(project, name, "text")  # fmt: skip
+
+    def usage(project: str | None, name: str | None = None, **limit: int) -> list[tuple[Any, ...]]:
+        return [
+            (u.project, u.name, u.version, u.observations, u.traces, u.capped)
+            for u in store.prompt_usage(project, name, **limit)
+        ]
+
+    assert usage("default") == [
+        ("default", "bye", 3, 1, 1, False),
+        ("default", "greet", None, 1, 1, False),
+        ("default", "greet", 1, 3, 2, False),
+        ("default", "greet", 2, 1, 1, False),
+    ]
+    assert usage("default", "greet") == usage("default")[1:]
+    assert usage(None, "greet") == [*usage("default", "greet"), ("other", "greet", 1, 1, 1, False)]
+    assert usage("nobody") == [] and usage("default", "unused") == []
+    # counting stops at the limit: "at least"
+    [_, capped, _] = store.prompt_usage("default", "greet", limit=2)
+    assert (capped.version, capped.observations, capped.capped) == (1, 2, True)
+    assert 1 <= capped.traces <= 2
+    # deleting a trace takes its links with it
+    store.delete_traces(["t1"])
+    assert usage("default", "greet")[1] == ("default", "greet", 1, 1, 1, False)
+    assert ids(prompt_name="greet", prompt_version=1, project="default") == ["t2"]
+
+
+def test_prompt_version_filter_needs_a_name() -> None:
+    with pytest.raises(ValueError, match="prompt_version needs prompt_name"):
+        TraceQuery(prompt_version=1)
+
+
+def test_prompts_of_every_project(store: Store) -> None:
+    store.save_prompt("p", "greet", "Hi")
+    store.save_prompt("a", "greet", "Hello")
+    store.save_prompt("a", "zeta", "Z")
+    assert [(p.project, p.name, p.version) for p in store.list_prompts(None)] == [
+        ("a", "greet", 1),
+        ("a", "zeta", 1),
+        ("p", "greet", 1),
+    ]
+    assert [p.project for p in store.list_prompts(None, "greet")] == ["a", "p"]
+
+
 # --------------------------------------------------------------------------------- media
 
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from store_contract import at, obs
 
 from traceyard.errors import StoreError
 from traceyard.model import Level, ns_to_datetime
-from traceyard.store.base import TimeseriesQuery, TraceQuery
+from traceyard.store import sqlite as sqlite_store
+from traceyard.store.base import TimeseriesQuery, TraceQuery, TraceSort
 from traceyard.store.sqlite import SQLiteStore, split_statements
 from traceyard.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -28,7 +30,7 @@ def test_migrates_an_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     SQLiteStore(path).close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
     assert _tables(path) == {
         "traces",
@@ -68,15 +70,21 @@ def test_migrates_up_from_the_previous_schema_version(tmp_path: Path) -> None:
         store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        # migration 3: the prompt filter is answered from its index
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM observations o "
+            "WHERE o.prompt_name = 'n' AND o.prompt_version = 1 AND o.trace_id = 'old'"
+        ).fetchall()
+        assert "observations_prompt" in str(plan)
 
 
-def test_migration_3_counts_the_levels_of_existing_traces(tmp_path: Path) -> None:
+def test_migration_4_counts_the_levels_of_existing_traces(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     with sqlite3.connect(path) as conn:
-        for migration in MIGRATIONS[:2]:
+        for migration in MIGRATIONS[:3]:
             for statement in split_statements(migration):
                 conn.execute(statement)
-        conn.execute("PRAGMA user_version = 2")
+        conn.execute("PRAGMA user_version = 3")
         conn.executemany("INSERT INTO traces (id, project) VALUES (?, 'p')", [("a",), ("b",)])
         conn.executemany(
             "INSERT INTO observations (id, trace_id, level) VALUES (?, ?, ?)",
@@ -151,5 +159,34 @@ def test_whole_hours_come_from_the_rollup(tmp_path: Path) -> None:
         assert fast == store._timeseries_from_traces(query)
         off_the_hour = query.model_copy(update={"start": start + timedelta(minutes=30)})
         assert store._timeseries_by_hours(off_the_hour) is None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("few_links", [5000, 1], ids=["from-links", "walk-traces"])
+def test_prompt_filter_gives_the_same_traces_either_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, few_links: int
+) -> None:
+    # the listing starts from the prompt's links when they are few, else walks the traces
+    monkeypatch.setattr(sqlite_store, "_FEW_PROMPT_LINKS", few_links)
+    store = SQLiteStore(tmp_path / "t.db")
+    try:
+        events = []
+        for i in range(6):
+            project = "a" if i % 2 else "b"
+            link = {"prompt_name": "p", "prompt_version": 1 + i % 3} if i else {}
+            events.append(obs(f"o{i}", f"t{i}", project, start_time=at(i), **link))
+        store.write(events)
+
+        def ids(**filters: Any) -> list[str]:
+            return [t.id for t in store.list_traces(TraceQuery(**filters)).data]
+
+        assert ids(prompt_name="p") == ["t5", "t4", "t3", "t2", "t1"]
+        assert ids(prompt_name="p", prompt_version=1) == ["t3"]
+        assert ids(prompt_name="p", prompt_version=2, project="a") == ["t1"]
+        assert ids(prompt_name="p", project="b", sort=TraceSort.START_TIME, descending=False) == [
+            "t2",
+            "t4",
+        ]
     finally:
         store.close()

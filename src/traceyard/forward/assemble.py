@@ -7,9 +7,10 @@ overwrite what it already has. So observations are merged here until they end, a
 become a :class:`SpanRecord` carrying a snapshot of their trace's attributes.
 
 Trace attributes that arrive after the trace's root span was sent re-send the root span with
-them (same span id: receivers upsert by id), without its payloads so nothing big travels
-twice. Memory is bounded: past ``max_open`` unfinished observations the oldest is sent as it
-is (no end time), and trace state is kept for the ``max_traces`` most recent traces.
+them (same span id: receivers that upsert by id, as traceyard does, take them; Phoenix keeps
+the first copy), without its payloads so nothing big travels twice. Memory is bounded: past
+``max_open`` unfinished observations the oldest is sent as it is (no end time), and trace
+state is kept for the ``max_traces`` most recent traces.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from traceyard.server import (
     remote_routes,
     routes_live,
     routes_meta,
+    routes_prompts,
     routes_scores,
     routes_sessions,
     routes_traces,
@@ -75,7 +76,14 @@ def create_app(state: ServerState, *, ui_dir: Path | None = UI_DIR) -> FastAPI:
     )
     app.state.traceyard = state
     install_error_handlers(app)
-    for module in (routes_meta, routes_traces, routes_sessions, routes_scores, routes_live):
+    for module in (
+        routes_meta,
+        routes_traces,
+        routes_sessions,
+        routes_scores,
+        routes_prompts,
+        routes_live,
+    ):
         app.include_router(module.router)
     _include_ingestion(app)
     app.include_router(remote_routes.router)  # remote mode: apps send batches here

@@ -83,6 +83,7 @@ def uvicorn_config(app: Any) -> uvicorn.Config:
         access_log=False,
         lifespan="on",
         ws="websockets-sansio",
+        ws_per_message_deflate=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         # The app's own loop policy (uvloop or not) is not ours to change.
         loop="none",

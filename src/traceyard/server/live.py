@@ -15,13 +15,13 @@ follows.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 
 from traceyard._internal import guard
@@ -218,7 +218,7 @@ class LiveHub:
                     change["observation_type"] = getattr(fields["type"], "value", fields["type"])
                 for key in ("start_time", "end_time"):
                     if isinstance(fields.get(key), int):
-                        change[key] = _iso(fields[key])
+                        change[key] = ns_to_datetime(fields[key])  # orjson writes ISO 8601
                 changes.append(change)
             else:
                 score: Change = {
@@ -245,13 +245,10 @@ class LiveHub:
         return "created"
 
 
-def _iso(ns: int) -> str | None:
-    moment = ns_to_datetime(ns)
-    return moment.isoformat() if moment else None
-
-
 def _frame(changes: list[Change]) -> str:
-    return json.dumps({"type": "changes", "changes": changes}, separators=(",", ":"))
+    # orjson: a frame of a thousand changes encodes ~10x faster than with json, and this runs
+    # on the loop that shares the GIL with the writer.
+    return orjson.dumps({"type": "changes", "changes": changes}).decode()
 
 
 # ---------------------------------------------------------------------- polling (serve)

@@ -65,6 +65,12 @@ def trace_query(
     max_latency_ms: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     min_cost: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     model: Annotated[str | None, Query(description="Some generation used this model.")] = None,
+    prompt_name: Annotated[
+        str | None, Query(description="Some observation used this managed prompt.")
+    ] = None,
+    prompt_version: Annotated[
+        int | None, Query(ge=1, description="... in this version (needs prompt_name).")
+    ] = None,
     metadata: Annotated[
         list[MetadataPair],
         Query(description="Trace metadata key:value (repeatable; all must match)."),
@@ -78,6 +84,12 @@ def trace_query(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
 ) -> TraceQuery:
     """The listing's query parameters as a :class:`TraceQuery`."""
+    if prompt_version is not None and not prompt_name:
+        raise ApiError(
+            422,
+            "query parameter prompt_version needs prompt_name",
+            [ErrorDetail(loc=["query", "prompt_version"], msg="needs prompt_name")],
+        )
     return TraceQuery(
         project=project,
         name=name or None,
@@ -92,6 +104,8 @@ def trace_query(
         max_latency_ms=max_latency_ms,
         min_cost=min_cost,
         model=model,
+        prompt_name=prompt_name or None,
+        prompt_version=prompt_version,
         metadata=parse_metadata(metadata),
         text=text or None,
         sort=sort,
@@ -161,6 +175,8 @@ class DeleteFilter(BaseModel):
     max_latency_ms: float | None = Field(None, ge=0, allow_inf_nan=False)
     min_cost: float | None = Field(None, ge=0, allow_inf_nan=False)
     model: str | None = None
+    prompt_name: str | None = None
+    prompt_version: int | None = Field(None, ge=1)
     metadata: dict[str, str] = Field(default_factory=dict)
     text: str | None = None
     all: bool = Field(False, description="Required to delete with no filter at all.")
@@ -174,6 +190,12 @@ async def delete_by_filter(state: State, body: DeleteFilter) -> Deleted:
             422,
             'refusing to delete every trace: give at least one filter, or "all": true',
             [ErrorDetail(loc=["body"], msg="no filter given")],
+        )
+    if body.prompt_version is not None and not body.prompt_name:
+        raise ApiError(
+            422,
+            "prompt_version needs prompt_name",
+            [ErrorDetail(loc=["body", "prompt_version"], msg="needs prompt_name")],
         )
     query = TraceQuery(**filters)
     deleted = await run_in_threadpool(state.store.delete_where, query)

@@ -27,7 +27,7 @@ from traceyard.model import (
     datetime_to_ns,
     ns_to_datetime,
 )
-from traceyard.store.base import MediaRecord, Prompt, TraceQuery, TraceSort
+from traceyard.store.base import MediaRecord, Prompt, PromptUsage, TraceQuery, TraceSort
 
 Payloads = dict[tuple[str, str], str]
 
@@ -174,6 +174,18 @@ def prompt(row: Row) -> Prompt:
         tags=loads(row["tags"]) or [],
         commit_message=row["commit_message"],
         created_at=ns_to_datetime(row["created_at"]),
+    )
+
+
+def prompt_usage(key: tuple[str, str, int | None], row: Row, limit: int) -> PromptUsage:
+    project, name, version = key
+    return PromptUsage(
+        project=project,
+        name=name,
+        version=version,
+        observations=row["observations"],
+        traces=row["traces"],
+        capped=row["observations"] >= limit,
     )
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from traceyard.errors import StoreError
 from traceyard.model import (
@@ -60,6 +60,10 @@ class TraceQuery(BaseModel):
     max_latency_ms: float | None = None
     min_cost: float | None = None
     model: str | None = Field(None, description="Some generation used this model.")
+    prompt_name: str | None = Field(None, description="Some observation used this prompt.")
+    prompt_version: int | None = Field(
+        None, ge=1, description="... in this version (needs prompt_name)."
+    )
     metadata: dict[str, str] = Field(
         default_factory=dict, description="Trace metadata key equals value (as text)."
     )
@@ -68,6 +72,12 @@ class TraceQuery(BaseModel):
     descending: bool = True
     limit: int = Field(50, ge=1, le=1000)
     cursor: str | None = None
+
+    @model_validator(mode="after")
+    def _version_names_its_prompt(self) -> TraceQuery:
+        if self.prompt_version is not None and self.prompt_name is None:
+            raise ValueError("prompt_version needs prompt_name")
+        return self
 
 
 class TimeseriesGroup(str, Enum):
@@ -123,6 +133,18 @@ class Prompt(BaseModel):
     tags: list[str] = Field(default_factory=list)
     commit_message: str | None = None
     created_at: datetime | None = None
+
+
+class PromptUsage(BaseModel):
+    """How many observations of a project name one prompt version, and in how many traces.
+    Counting stops at a limit: ``capped`` means "at least this many"."""
+
+    project: str
+    name: str
+    version: int | None = Field(None, description="None: observations that name no version.")
+    observations: int = 0
+    traces: int = 0
+    capped: bool = Field(False, description="The counts reached the limit and stopped there.")
 
 
 class MediaRecord(BaseModel):
@@ -240,7 +262,18 @@ class Store(Protocol):
         """By version, else by label, else the version labelled ``production``."""
         ...
 
-    def list_prompts(self, project: str, name: str | None = None) -> list[Prompt]: ...
+    def list_prompts(self, project: str | None, name: str | None = None) -> list[Prompt]:
+        """Every version, by project, name and version; ``project=None``: all projects."""
+        ...
+
+    def prompt_usage(
+        self, project: str | None, name: str | None = None, *, limit: int = 1000
+    ) -> list[PromptUsage]:
+        """The use of each saved version (by project, name, version; then the same name with
+        no version): observations of that project naming it and their traces, counted over
+        at most ``limit`` observations each, so a heavily used prompt costs no more than a
+        light one. Versions nothing names are left out."""
+        ...
 
     def set_prompt_labels(
         self, project: str, name: str, version: int, labels: Sequence[str]

@@ -50,10 +50,12 @@ from traceyard.model import (
 from traceyard.store import _convert as convert
 from traceyard.store._prompts import DEFAULT_LABEL, plan_new_version, plan_set_labels
 from traceyard.store._rows import cost_total, usage_total
+from traceyard.store._sql import usage_keys
 from traceyard.store.base import (
     MediaRecord,
     Page,
     Prompt,
+    PromptUsage,
     StoreCounts,
     TimeseriesGroup,
     TimeseriesPoint,
@@ -366,6 +368,9 @@ class MemoryStore:
                     self._observations[o].fields.get("model") == q.model for o in t.observations
                 )
             )
+        if q.prompt_name is not None:
+            link = (q.prompt_name, q.prompt_version)
+            tests.append(lambda t: any(self._names_prompt(o, *link) for o in t.observations))
         if q.metadata:
             wanted = dict(q.metadata)
             tests.append(lambda t: _metadata_matches(t, wanted))
@@ -373,6 +378,16 @@ class MemoryStore:
             needle = q.text.lower()
             tests.append(lambda t: _contains_text(t, needle))
         return [t for t in self._traces.values() if all(test(t) for test in tests)]
+
+    def _names_prompt(
+        self, obs_id: str, name: str, version: int | None, *, exactly: bool = False
+    ) -> bool:
+        """Does the observation name prompt ``name`` in ``version``? (``None``: in any
+        version, or with ``exactly``: with no version.)"""
+        fields = self._observations[obs_id].fields
+        if fields.get("prompt_name") != name:
+            return False
+        return (version is None and not exactly) or fields.get("prompt_version") == version
 
     def _level(self, obs_id: str) -> str:
         level = self._observations[obs_id].fields.get("level")
@@ -614,15 +629,41 @@ class MemoryStore:
                 found = next((p for p in versions.values() if wanted in p.labels), None)
             return found.model_copy(deep=True) if found is not None else None
 
-    def list_prompts(self, project: str, name: str | None = None) -> list[Prompt]:
+    def list_prompts(self, project: str | None, name: str | None = None) -> list[Prompt]:
         with self._lock:
             self._check()
             return [
                 p.model_copy(deep=True)
                 for (proj, n), versions in sorted(self._prompts.items())
-                if proj == project and (name is None or n == name)
+                if project in (None, proj) and name in (None, n)
                 for _, p in sorted(versions.items())
             ]
+
+    def prompt_usage(
+        self, project: str | None, name: str | None = None, *, limit: int = 1000
+    ) -> list[PromptUsage]:
+        with self._lock:
+            self._check()
+            saved = [
+                (proj, n, version)
+                for (proj, n), versions in self._prompts.items()
+                if project in (None, proj) and name in (None, n)
+                for version in versions
+            ]
+            usage = []
+            for key in usage_keys(saved):
+                links = [
+                    t.id
+                    for t in self._traces.values()
+                    if t.project == key[0]
+                    for o in t.observations
+                    if self._names_prompt(o, key[1], key[2], exactly=True)
+                ][:limit]
+                if links:
+                    usage.append(PromptUsage(project=key[0], name=key[1], version=key[2],
+                                             observations=len(links), traces=len(set(links)),
+                                             capped=len(links) >= limit))  # fmt: skip
+            return usage
 
     def set_prompt_labels(
         self, project: str, name: str, version: int, labels: Sequence[str]

@@ -69,11 +69,19 @@ from traceyard.store._rows import (
     cost_total,
     decompress_text,
 )
-from traceyard.store._sql import level_filter, like_escape
+from traceyard.store._sql import (
+    level_filter,
+    like_escape,
+    prompt_match,
+    prompt_usage_sql,
+    prompt_where,
+    usage_keys,
+)
 from traceyard.store.base import (
     MediaRecord,
     Page,
     Prompt,
+    PromptUsage,
     StoreCounts,
     TimeseriesGroup,
     TimeseriesPoint,
@@ -1077,14 +1085,32 @@ class PostgresStore:
                 ).fetchone()
         return convert.prompt(row) if row is not None else None
 
-    def list_prompts(self, project: str, name: str | None = None) -> list[Prompt]:
-        sql, params = "SELECT * FROM prompts WHERE project = %s", [project]
-        if name is not None:
-            sql += " AND name = %s"
-            params.append(name)
+    def list_prompts(self, project: str | None, name: str | None = None) -> list[Prompt]:
+        where, params = prompt_where(project, name, "project", "name", "%s")
         with self._conn() as conn:
-            rows = conn.execute(sql + " ORDER BY name, version", params).fetchall()
+            rows = conn.execute(
+                f"SELECT * FROM prompts {_where(where)} ORDER BY project, name, version", params
+            ).fetchall()
         return [convert.prompt(r) for r in rows]
+
+    def prompt_usage(
+        self, project: str | None, name: str | None = None, *, limit: int = 1000
+    ) -> list[PromptUsage]:
+        where, params = prompt_where(project, name, "project", "name", "%s")
+        usage = []
+        with self._conn() as conn:
+            saved = conn.execute(
+                f"SELECT project, name, version FROM prompts {_where(where)}", params
+            ).fetchall()
+            keys = usage_keys([(r["project"], r["name"], r["version"]) for r in saved])
+            for key in keys:
+                versioned = key[2] is not None
+                args = [*(key[1:] if versioned else key[1:2]), key[0], limit]
+                row = conn.execute(prompt_usage_sql("%s", versioned), args).fetchone()
+                assert row is not None  # an aggregate always has its row
+                if row["observations"]:
+                    usage.append(convert.prompt_usage(key, row, limit))
+        return usage
 
     def set_prompt_labels(
         self, project: str, name: str, version: int, labels: Sequence[str]
@@ -1250,6 +1276,10 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
             "EXISTS (SELECT 1 FROM observations o WHERE o.model = %s AND o.trace_id = t.id)",
             q.model,
         )
+    if q.prompt_name is not None:
+        # PostgreSQL's planner chooses between probing and a semi-join from its statistics.
+        clause, values = prompt_match(q.prompt_name, q.prompt_version, "%s")
+        add(f"EXISTS (SELECT 1 FROM observations o WHERE {clause} AND o.trace_id = t.id)", *values)
     for key, value in q.metadata.items():
         add("(t.metadata ->> %s) = %s", key, value)
     if q.text:

@@ -164,7 +164,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX media_trace ON media (trace_id) WHERE trace_id IS NOT NULL;
     """,
-    # 3: per-level counts on traces (SQLite's third migration).
+    # 3: the observations that name a managed prompt (the prompt filter and usage counts).
+    """
+    CREATE INDEX observations_prompt ON observations (prompt_name, prompt_version, trace_id)
+        WHERE prompt_name IS NOT NULL;
+    """,
+    # 4: per-level counts on traces (SQLite's fourth migration).
     """
     -- "some observation has level X" became "X_count > 0" (error_count already existed). An
     -- EXISTS over observations was fast when X was common and scanned every trace when rare.
@@ -187,7 +192,7 @@ MIGRATIONS: list[str] = [
     -- served only the old EXISTS filter; one index less for every observation written
     DROP INDEX observations_level;
     """,
-    # 4: the hourly rollup the timeseries reads (SQLite's fourth migration; store/_hours.py).
+    # 5: the hourly rollup the timeseries reads (SQLite's fifth migration; store/_hours.py).
     """
     -- derived: bin of latency_ms (see LATENCY_BIN below), -1 while the trace is running
     ALTER TABLE traces ADD COLUMN latency_bin integer NOT NULL DEFAULT -1;

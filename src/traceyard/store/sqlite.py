@@ -13,18 +13,19 @@ costs GIL time that the traced app would pay for.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from traceyard._internal.serialize import dumps
 from traceyard.cost.pricing import PriceTable
@@ -55,11 +56,19 @@ from traceyard.store._rows import (
     cost_total,
     decompress_text,
 )
-from traceyard.store._sql import level_filter, like_escape
+from traceyard.store._sql import (
+    level_filter,
+    like_escape,
+    prompt_match,
+    prompt_usage_sql,
+    prompt_where,
+    usage_keys,
+)
 from traceyard.store.base import (
     MediaRecord,
     Page,
     Prompt,
+    PromptUsage,
     StoreCounts,
     TimeseriesGroup,
     TimeseriesPoint,
@@ -71,6 +80,15 @@ from traceyard.store.base import (
 from traceyard.store.sqlite_schema import LATENCY_BIN, MIGRATIONS, SCHEMA_VERSION
 
 DB_FILENAME = "traceyard.db"
+
+# CPython 3.11's sqlite3 binds only exact int/float/str/bytearray without adaptation. Every
+# None (most columns of a row) and every bytes value takes the adapter path, which for a type
+# with no registered adapter formats and discards an AttributeError message per value: a
+# third of the writer's instructions per row (callgrind, bench/README.md). Registering
+# identity adapters for both makes that a dict hit and a C call; the values bound are the
+# same, so other sqlite3 users in the process see no change but the speed.
+sqlite3.register_adapter(type(None), cast("Callable[[None], None]", {}.get))  # a C call: None
+sqlite3.register_adapter(bytes, bytes)  # bytes(b) is b for an exact bytes object
 
 # Each pragma, and why:
 _PRAGMAS = (
@@ -101,6 +119,9 @@ class _MultiRowInsert:
     ``executemany`` steps the statement once per row and releases the GIL around every step;
     while the traced app keeps the GIL busy, each of those hand-offs can wait a whole switch
     interval. A few hundred rows per statement make a batch a handful of steps instead.
+    Statements hold a power-of-two number of rows (37 rows: 32 + 4 + 1), so a handful of
+    texts per table cover every batch size and stay in the connection's statement cache:
+    preparing a fresh statement for each batch size cost a fifth of the writer's time.
     """
 
     head: str
@@ -108,15 +129,28 @@ class _MultiRowInsert:
     width: int
 
     def run(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-        per_statement = max(1, min(_MAX_ROWS_PER_STATEMENT, _MAX_VARIABLES // self.width))
+        most = _largest_power_of_two(
+            max(1, min(_MAX_ROWS_PER_STATEMENT, _MAX_VARIABLES // self.width))
+        )
+        start = 0
+        while start < len(rows):
+            size = min(most, _largest_power_of_two(len(rows) - start))
+            chunk = rows[start : start + size]
+            conn.execute(self._sql(size), [value for row in chunk for value in row])
+            start += size
+
+    @functools.cache  # noqa: B019 - a few module-level instances, each with ~10 sizes
+    def _sql(self, rows: int) -> str:
         one = "(" + ",".join("?" * self.width) + ")"
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            sql = f"{self.head} VALUES {','.join([one] * len(chunk))} {self.tail}"
-            conn.execute(sql, [value for row in chunk for value in row])
+        return f"{self.head} VALUES {','.join([one] * rows)} {self.tail}"
 
 
-_MAX_ROWS_PER_STATEMENT = 500
+def _largest_power_of_two(n: int) -> int:
+    """The largest power of two <= n (n >= 1)."""
+    return 1 << (n.bit_length() - 1)
+
+
+_MAX_ROWS_PER_STATEMENT = 512
 _MAX_VARIABLES = 32_000  # SQLite >= 3.32 allows 32,766 bound variables per statement
 
 
@@ -518,7 +552,7 @@ class SQLiteStore:
 
     def list_traces(self, query: TraceQuery) -> Page[Trace]:
         conn = self._conn()
-        where, params = _trace_filters(query)
+        where, params = _trace_filters(query, few_prompt_links=_few_prompt_links(conn, query))
         column = convert.SORT_COLUMNS[query.sort]
         direction = "DESC" if query.descending else "ASC"
         if query.cursor:
@@ -884,13 +918,27 @@ class SQLiteStore:
             ).fetchone()
         return convert.prompt(row) if row is not None else None
 
-    def list_prompts(self, project: str, name: str | None = None) -> list[Prompt]:
-        sql, params = "SELECT * FROM prompts WHERE project = ?", [project]
-        if name is not None:
-            sql += " AND name = ?"
-            params.append(name)
-        rows = self._conn().execute(sql + " ORDER BY name, version", params).fetchall()
+    def list_prompts(self, project: str | None, name: str | None = None) -> list[Prompt]:
+        where, params = prompt_where(project, name, "project", "name", "?")
+        rows = self._conn().execute(
+            f"SELECT * FROM prompts {_where(where)} ORDER BY project, name, version", params
+        )
         return [convert.prompt(r) for r in rows]
+
+    def prompt_usage(
+        self, project: str | None, name: str | None = None, *, limit: int = 1000
+    ) -> list[PromptUsage]:
+        conn = self._conn()
+        where, params = prompt_where(project, name, "project", "name", "?")
+        saved = conn.execute(f"SELECT project, name, version FROM prompts {_where(where)}", params)
+        usage = []
+        for key in usage_keys([tuple(r) for r in saved]):
+            versioned = key[2] is not None
+            args = [*(key[1:] if versioned else key[1:2]), key[0], limit]
+            row = conn.execute(prompt_usage_sql("?", versioned), args).fetchone()
+            if row["observations"]:
+                usage.append(convert.prompt_usage(key, row, limit))
+        return usage
 
     def set_prompt_labels(
         self, project: str, name: str, version: int, labels: Sequence[str]
@@ -976,7 +1024,26 @@ def _where(clauses: list[str]) -> str:
     return f"WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
-def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
+#: Below this many observations naming the filtered prompt, a listing starts from them (and
+#: sorts what it finds); from this many on it walks the traces in order and probes the index.
+_FEW_PROMPT_LINKS = 5000
+
+
+def _few_prompt_links(conn: sqlite3.Connection, q: TraceQuery) -> bool:
+    """Does the prompt filter (if any) match few observations? One bounded index range scan."""
+    if q.prompt_name is None:
+        return False
+    clause, values = prompt_match(q.prompt_name, q.prompt_version, "?")
+    found = conn.execute(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM observations o WHERE {clause} LIMIT ?)",
+        [*values, _FEW_PROMPT_LINKS],
+    ).fetchone()[0]
+    return bool(found < _FEW_PROMPT_LINKS)
+
+
+def _trace_filters(q: TraceQuery, few_prompt_links: bool = False) -> tuple[list[str], list[Any]]:
+    """WHERE clauses of a listing. ``few_prompt_links``: drive the query from the prompt's
+    observations (an IN list), with the project index kept out of the planner's way (``+``)."""
     where: list[str] = []
     params: list[Any] = []
 
@@ -985,7 +1052,7 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
         params.extend(values)
 
     if q.project is not None:
-        add("t.project = ?", q.project)
+        add("+t.project = ?" if few_prompt_links else "t.project = ?", q.project)
     if q.name:
         add("t.name LIKE ? ESCAPE '\\'", f"%{like_escape(q.name)}%")
     if q.user_id is not None:
@@ -1012,6 +1079,18 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
         add(
             "EXISTS (SELECT 1 FROM observations o WHERE o.model = ? AND o.trace_id = t.id)", q.model
         )
+    if q.prompt_name is not None:
+        clause, values = prompt_match(q.prompt_name, q.prompt_version, "?")
+        if few_prompt_links:
+            add(f"t.id IN (SELECT o.trace_id FROM observations o WHERE {clause})", *values)
+        elif q.prompt_version is None:
+            # by name alone: probe the trace's few observations (the prompt index would scan
+            # every link of the name for each trace)
+            add("EXISTS (SELECT 1 FROM observations o WHERE o.trace_id = t.id "
+                "AND +o.prompt_name = ?)", q.prompt_name)  # fmt: skip
+        else:
+            add(f"EXISTS (SELECT 1 FROM observations o WHERE {clause} AND o.trace_id = t.id)",
+                *values)  # fmt: skip
     for key, value in q.metadata.items():
         # JSON booleans compare as true/false (json_extract would give 1/0).
         add(

@@ -163,7 +163,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX observations_generations ON observations (trace_id, model, level, start_time,
         end_time, total_tokens, total_cost) WHERE model IS NOT NULL;
     """,
-    # 3: per-level counts on traces (derived), so every level filter is a predicate on traces.
+    # 3: the observations that name a managed prompt (the prompt filter and usage counts).
+    """
+    CREATE INDEX observations_prompt ON observations (prompt_name, prompt_version, trace_id)
+        WHERE prompt_name IS NOT NULL;
+    """,
+    # 4: per-level counts on traces (derived), so every level filter is a predicate on traces.
     """
     -- "some observation has level X" became "X_count > 0" (error_count already existed). An
     -- EXISTS over observations was fast when X was common and scanned every trace when rare.
@@ -186,7 +191,7 @@ MIGRATIONS: list[str] = [
     -- served only the old EXISTS filter; one index less for every observation written
     DROP INDEX observations_level;
     """,
-    # 4: the hourly rollup the timeseries reads (see store/_hours.py).
+    # 5: the hourly rollup the timeseries reads (see store/_hours.py).
     """
     -- derived: bin of latency_ms (see LATENCY_BIN below), -1 while the trace is running
     ALTER TABLE traces ADD COLUMN latency_bin INTEGER NOT NULL DEFAULT -1;

@@ -18,6 +18,7 @@ const PATHS = {
   traces: ["M4 6h16", "M4 12h16", "M4 18h10"],
   sessions: ["M4 5h12v9H9l-4 3v-3H4z", "M19 9h1v9h-1v3l-4-3h-5v-2"],
   users: ["M9 11a4 4 0 1 0 0-8a4 4 0 1 0 0 8z", "M2 21c0-4 3-6 7-6s7 2 7 6", "M17 3.5a4 4 0 0 1 0 7", "M19 15c2 .7 3 2.5 3 6"],
+  prompts: ["M5 3h10l4 4v14H5z", "M15 3v4h4", "M8 11h8", "M8 15h8", "M8 19h5"],
   dashboard: ["M4 20V10", "M10 20V4", "M16 20v-7", "M22 20H2"],
   status: ["M3 12h4l3-8 4 16 3-8h4"],
   chevron: ["M9 6l6 6-6 6"],

@@ -5,6 +5,7 @@ import { h, replace } from "./dom.js";
 import { icon } from "./icons.js";
 import { parseHash } from "./router.js";
 import { dashboardView } from "./views/dashboard.js";
+import { promptsView, promptView } from "./views/prompts.js";
 import { sessionsView, sessionView } from "./views/sessions.js";
 import { statusView } from "./views/status.js";
 import { traceView } from "./views/trace.js";
@@ -15,6 +16,7 @@ const NAV = [
   ["traces", "Traces"],
   ["sessions", "Sessions"],
   ["users", "Users"],
+  ["prompts", "Prompts"],
   ["dashboard", "Dashboard"],
   ["status", "Status"],
 ];
@@ -25,6 +27,8 @@ function viewFor(route) {
   if (section === "sessions" && id) return { key: `session:${id}`, make: sessionView };
   if (section === "sessions") return { key: "sessions", make: sessionsView };
   if (section === "users") return { key: "users", make: usersView };
+  if (section === "prompts" && id) return { key: `prompt:${id}`, make: promptView };
+  if (section === "prompts") return { key: "prompts", make: promptsView };
   if (section === "dashboard") return { key: "dashboard", make: dashboardView };
   if (section === "status") return { key: "status", make: statusView };
   return { key: "traces", make: tracesView };

@@ -221,6 +221,13 @@ export function traceView(container, route) {
     );
   }
 
+  /** The prompt version a generation used, linking to it on the prompt's page. */
+  function promptLink(o) {
+    const params = { project: trace.project && trace.project !== "default" ? trace.project : "", version: o.prompt_version };
+    const label = `${o.prompt_name}${o.prompt_version ? ` v${o.prompt_version}` : ""}`;
+    return h("a", { href: hashFor(["prompts", o.prompt_name], params), title: "Open this prompt version" }, label);
+  }
+
   function fact(label, value, cls = "") {
     return h("div", { class: `fact ${cls}`.trim() }, h("span", { class: "fact-label" }, label), h("span", { class: "fact-value" }, value));
   }
@@ -252,7 +259,7 @@ export function traceView(container, route) {
         o.model ? fact("Model", o.model, "fact-model") : null,
         hasUsage ? fact("Tokens", fmt.tokens(typeof usage.total === "number" ? usage.total : Object.values(usage).reduce((a, b) => a + b, 0)), "fact-tokens") : null,
         hasUsage ? fact("Cost", fmt.cost(typeof costs.total === "number" ? costs.total : Object.values(costs).reduce((a, b) => a + b, 0)), "fact-cost") : null,
-        o.prompt_name ? fact("Prompt", `${o.prompt_name}${o.prompt_version ? ` v${o.prompt_version}` : ""}`) : null,
+        o.prompt_name ? fact("Prompt", promptLink(o), "fact-prompt") : null,
       ),
       o.status_message
         ? h("div", { class: `callout ${level === "ERROR" ? "callout-error" : level === "WARNING" ? "callout-warn" : ""}`, role: level === "ERROR" ? "alert" : undefined }, icon("alert", 14), h("pre", { class: "callout-text" }, o.status_message))

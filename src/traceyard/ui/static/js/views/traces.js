@@ -13,6 +13,8 @@ const TEXT_FILTERS = [
   ["user_id", "User id", "text"],
   ["session_id", "Session id", "text"],
   ["model", "Model", "text"],
+  ["prompt_name", "Prompt name", "text"],
+  ["prompt_version", "Prompt version", "number"],
   ["min_latency_ms", "Min latency (ms)", "number"],
   ["max_latency_ms", "Max latency (ms)", "number"],
   ["min_cost", "Min cost ($)", "number"],
@@ -46,6 +48,8 @@ const FILTER_LABELS = {
   start_before: "Before",
   range: "Range",
   project: "Project",
+  prompt_name: "Prompt",
+  prompt_version: "Prompt version",
 };
 const MULTI = new Set(["tags", "metadata"]);
 
@@ -153,6 +157,7 @@ export function tracesView(container, route) {
   const setFilter = (key, value) => {
     if (value === undefined || value === null || value === "" || (Array.isArray(value) && !value.length)) delete st.filters[key];
     else st.filters[key] = value;
+    if (!st.filters.prompt_name) delete st.filters.prompt_version; // a version needs its prompt
     commit();
   };
 
