@@ -19,6 +19,7 @@ import pytest
 from store_contract import at, obs, pg_connect, pg_schema, schema_url, score, trace, trace_in_child
 
 from traceyard.errors import MissingExtraError, StoreError, StoreUnavailableError
+from traceyard.model import Level
 from traceyard.store.base import TraceQuery
 from traceyard.store.postgres import PostgresStore
 from traceyard.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION
@@ -62,6 +63,7 @@ def test_migrates_an_empty_schema(fresh_url: str) -> None:
             "counters",
             "prompts",
             "media",
+            "trace_hours",
         }
         store.write([obs("o", "t", start_time=at(0))])
         assert store.counts().observations == 1
@@ -104,6 +106,34 @@ def test_migrates_up_from_the_previous_schema_version(fresh_url: str) -> None:
         ).fetchall()
         indexes = {r[0] for r in rows}
         assert "observations_prompt" in indexes  # migration 3
+
+
+def test_migration_4_counts_the_levels_of_existing_traces(fresh_url: str) -> None:
+    with pg_connect(fresh_url) as conn:
+        for migration in MIGRATIONS[:3]:
+            conn.execute(migration)
+        conn.execute("CREATE TABLE traceyard_schema (version integer NOT NULL)")
+        conn.execute("INSERT INTO traceyard_schema VALUES (3)")
+        conn.execute("INSERT INTO traces (id, project) VALUES ('a', 'p'), ('b', 'p')")
+        conn.execute(
+            "INSERT INTO observations (id, trace_id, level) VALUES "
+            "('a1', 'a', 'WARNING'), ('a2', 'a', NULL), ('b1', 'b', 'DEBUG')"
+        )
+    store = PostgresStore(fresh_url)
+    try:
+        assert _version(fresh_url) == SCHEMA_VERSION
+        listed = {
+            level: {t.id for t in store.list_traces(TraceQuery(level=level)).data}
+            for level in Level
+        }
+        assert listed == {
+            Level.DEBUG: {"b"},
+            Level.DEFAULT: {"a"},
+            Level.WARNING: {"a"},
+            Level.ERROR: set(),
+        }
+    finally:
+        store.close()
 
 
 def test_instances_starting_together_migrate_once(fresh_url: str) -> None:
@@ -241,6 +271,19 @@ def test_several_processes_write_every_observation_exactly_once() -> None:
             page = store.list_traces(TraceQuery(limit=1000))
             assert len(page.data) == workers * traces
             assert all(t.observation_count == spans and t.status.value == "ok" for t in page.data)
+            # the hourly rollup, updated by every writer, adds up to what the traces say
+            with pg_connect(url) as conn:
+                rollup = conn.execute(
+                    "SELECT SUM(traces), SUM(observations) FROM trace_hours"
+                ).fetchone()
+                by_hour = conn.execute(
+                    "SELECT COUNT(*) FROM (SELECT start_ns / 3600000000000 AS h, latency_bin, "
+                    "project, COUNT(*) AS n FROM traces GROUP BY 1, 2, 3) t "
+                    "FULL JOIN (SELECT * FROM trace_hours WHERE traces <> 0) r "
+                    "ON (r.hour, r.latency_bin, r.project) = (t.h, t.latency_bin, t.project) "
+                    "WHERE r.traces IS DISTINCT FROM t.n"
+                ).fetchone()
+            assert tuple(rollup) == (workers * traces, n) and by_hour[0] == 0
         finally:
             store.close()
 

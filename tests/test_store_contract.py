@@ -27,7 +27,7 @@ from store_contract import (
 )
 
 from traceyard.errors import StoreClosedError, StoreError
-from traceyard.model import Level, ScoreDataType, TraceStatus, ns_to_datetime
+from traceyard.model import Event, Level, ScoreDataType, TraceStatus, ns_to_datetime
 from traceyard.store.base import (
     MediaRecord,
     Store,
@@ -564,6 +564,49 @@ def test_every_filter(store: Store, filters: dict[str, Any], expected: set[str])
     assert not {t.id for t in store.list_traces(TraceQuery()).data} & expected
 
 
+def _with_level(store: Store, level: str) -> set[str]:
+    """Ids of the traces the level filter lists."""
+    return {t.id for t in store.list_traces(TraceQuery(level=Level(level), limit=1000)).data}
+
+
+@pytest.mark.parametrize("across_batches", [False, True])
+def test_level_filters_follow_updates_deletes_and_prune(store: Store, across_batches: bool) -> None:
+    # The level filters read per-level counts derived on the trace: a level changed by a
+    # later event must move the trace from one filter to the other, and never leave it in both.
+    first = [
+        obs("a1", "a", level="WARNING", start_time=at(0), end_time=at(1)),
+        obs("a2", "a", start_time=at(0), end_time=at(1)),  # no level: DEFAULT
+        obs("b1", "b", level="DEBUG", start_time=at(10), end_time=at(11)),
+        obs("c1", "c", level="DEFAULT", start_time=at(20), end_time=at(21)),
+    ]
+    then = [
+        obs("a1", "a", level="DEBUG"),  # the only warning of a becomes a debug
+        obs("a2", "a", level="ERROR"),  # and its only default becomes an error
+        obs("b2", "b", level="WARNING", start_time=at(12)),
+        obs("b2", "b", end_time=at(13)),
+    ]
+    if across_batches:
+        store.write(first)
+        assert (_with_level(store, "WARNING"), _with_level(store, "DEFAULT")) == ({"a"}, {"a", "c"})
+        store.write(then)
+    else:
+        store.write(first + then)
+    expected = {"DEBUG": {"a", "b"}, "DEFAULT": {"c"}, "WARNING": {"b"}, "ERROR": {"a"}}
+    assert {level: _with_level(store, level) for level in expected} == expected
+    a = store.get_trace("a")
+    assert a is not None and (a.error_count, a.status) == (1, TraceStatus.ERROR)
+    # a deleted trace leaves every filter; the other traces keep their counts
+    assert store.delete_traces(["b"]) == 1
+    expected = {"DEBUG": {"a"}, "DEFAULT": {"c"}, "WARNING": set(), "ERROR": {"a"}}
+    assert {level: _with_level(store, level) for level in expected} == expected
+    # prune: the newest trace (c) stays
+    assert store.prune(max_traces=1) == 1
+    expected = {"DEBUG": set(), "DEFAULT": {"c"}, "WARNING": set(), "ERROR": set()}
+    assert {level: _with_level(store, level) for level in expected} == expected
+    assert store.delete_where(TraceQuery(level=Level.DEFAULT)) == 1
+    assert store.list_traces(TraceQuery()).data == []
+
+
 def _sortable_dataset(store: Store) -> None:
     events = []
     for i in range(23):
@@ -914,6 +957,91 @@ def test_timeseries_grouped_by_name_and_by_model(store: Store) -> None:
     ]
     assert by_model[1].total_cost == pytest.approx(0.7)
     assert store.timeseries(TimeseriesQuery(start=dt(100), end=dt(200))) == []
+
+
+def _hours_dataset() -> tuple[list[Event], list[Event]]:
+    """Traces over five hours (two projects, running ones, errors, tokens), then a batch that
+    ends, moves, fails and extends some of them."""
+    first: list[Event] = []
+    for i in range(60):
+        tid, project = f"h{i:02d}", "a" if i % 3 else "b"
+        start = i * 300 + 7  # every 5 minutes, off the hour
+        latency = (i * 7919) % 9000 / 10 + 0.5  # 0.5 s .. 900 s, with repeats
+        fields: dict[str, Any] = {"start_time": at(start)}
+        if i % 5:
+            fields["end_time"] = at(start + latency)
+        if i % 7 == 0:
+            fields["level"] = "ERROR"
+        first.append(obs(f"{tid}-root", tid, project=project, **fields))
+        first.append(
+            obs(
+                f"{tid}-g",
+                tid,
+                project=project,
+                type="generation",
+                usage={"input": i, "output": 1},
+                cost={"total": i / 100},
+                start_time=at(start + 1),
+                end_time=at(start + 2),
+            )
+        )
+    then = [
+        obs("h05-root", "h05", project="b", end_time=at(5 * 300 + 7 + 42)),  # finishes
+        obs("h10-early", "h10", project="a", start_time=at(10), end_time=at(20)),  # moves hours
+        obs("h11-root", "h11", project="a", level="ERROR"),
+        obs("h12-root", "h12", project="b", end_time=at(12 * 300 + 7 + 9000)),  # much slower
+        obs("h13-late", "h13", project="a", start_time=at(4000)),  # running again
+    ]
+    return first, then
+
+
+def _series(points: list[Any]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            p.bucket_start,
+            p.group,
+            p.traces,
+            p.observations,
+            p.errors,
+            p.latency_p50_ms,
+            p.latency_p95_ms,
+            p.total_tokens,
+            pytest.approx(p.total_cost),
+        )
+        for p in points
+    ]
+
+
+HOUR_QUERIES: list[dict[str, Any]] = [
+    {"start": 0, "end": 5 * 3600, "interval_s": 3600},
+    {"start": 0, "end": 5 * 3600 - 1, "interval_s": 3600},  # last hour partial
+    {"start": 0, "end": 6 * 3600, "interval_s": 7200, "project": "a"},
+    {"start": 1800, "end": 4 * 3600 + 600, "interval_s": 3600},  # every hour split
+    {"start": 100, "end": 5 * 3600 - 100, "interval_s": 5 * 3600},  # one bucket, off the hour
+    {"start": 0, "end": 3600, "interval_s": 900, "project": "b"},
+]
+
+
+@pytest.mark.parametrize("query", HOUR_QUERIES, ids=[str(q) for q in HOUR_QUERIES])
+def test_timeseries_over_hours_follows_updates_and_deletes(
+    store: Store, query: dict[str, Any]
+) -> None:
+    # The SQL stores answer whole hours from a rollup kept beside the traces; the memory
+    # store computes from the traces themselves. Both must agree after every change.
+    from traceyard.store.memory import MemoryStore
+
+    oracle = MemoryStore()
+    first, then = _hours_dataset()
+    q = TimeseriesQuery(**{**query, "start": dt(query["start"]), "end": dt(query["end"])})
+    for events in (first, then):
+        store.write(events)
+        oracle.write(events)
+        assert _series(store.timeseries(q)) == _series(oracle.timeseries(q))
+    gone = ["h03", "h20", "h21", "h40"]
+    assert store.delete_traces(gone) == oracle.delete_traces(gone) == 4
+    assert _series(store.timeseries(q)) == _series(oracle.timeseries(q))
+    assert store.prune(max_traces=30) == oracle.prune(max_traces=30) == 26
+    assert _series(store.timeseries(q)) == _series(oracle.timeseries(q))
 
 
 # ------------------------------------------------------------------------------- prompts

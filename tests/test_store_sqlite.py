@@ -5,6 +5,7 @@ previous release's schema), trigger-kept counts, and space given back after a pr
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,9 @@ import pytest
 from store_contract import at, obs
 
 from traceyard.errors import StoreError
+from traceyard.model import Level, ns_to_datetime
 from traceyard.store import sqlite as sqlite_store
-from traceyard.store.base import TraceQuery, TraceSort
+from traceyard.store.base import TimeseriesQuery, TraceQuery, TraceSort
 from traceyard.store.sqlite import SQLiteStore, split_statements
 from traceyard.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -28,7 +30,7 @@ def test_migrates_an_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     SQLiteStore(path).close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
     assert _tables(path) == {
         "traces",
@@ -38,6 +40,7 @@ def test_migrates_an_empty_file(tmp_path: Path) -> None:
         "counters",
         "prompts",
         "media",
+        "trace_hours",
     }
 
 
@@ -75,6 +78,34 @@ def test_migrates_up_from_the_previous_schema_version(tmp_path: Path) -> None:
         assert "observations_prompt" in str(plan)
 
 
+def test_migration_4_counts_the_levels_of_existing_traces(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    with sqlite3.connect(path) as conn:
+        for migration in MIGRATIONS[:3]:
+            for statement in split_statements(migration):
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version = 3")
+        conn.executemany("INSERT INTO traces (id, project) VALUES (?, 'p')", [("a",), ("b",)])
+        conn.executemany(
+            "INSERT INTO observations (id, trace_id, level) VALUES (?, ?, ?)",
+            [("a1", "a", "WARNING"), ("a2", "a", None), ("b1", "b", "DEBUG")],
+        )
+    store = SQLiteStore(path)
+    try:
+        listed = {
+            level: {t.id for t in store.list_traces(TraceQuery(level=level)).data}
+            for level in Level
+        }
+        assert listed == {
+            Level.DEBUG: {"b"},
+            Level.DEFAULT: {"a"},
+            Level.WARNING: {"a"},
+            Level.ERROR: set(),
+        }
+    finally:
+        store.close()
+
+
 def test_a_schema_newer_than_this_release_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     SQLiteStore(path).close()
@@ -105,6 +136,29 @@ def test_prune_gives_the_space_back(tmp_path: Path) -> None:
         with sqlite3.connect(path) as conn:
             assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0
         assert store.counts().traces == 10
+    finally:
+        store.close()
+
+
+def test_whole_hours_come_from_the_rollup(tmp_path: Path) -> None:
+    # The contract tests check the answers; this checks the fast path is the one taken for
+    # buckets of whole hours, and that the traces path gives the same series.
+    store = SQLiteStore(tmp_path / "t.db")
+    try:
+        store.write(
+            [
+                obs(f"o{i}", f"t{i}", start_time=at(i * 600), end_time=at(i * 600 + i + 1))
+                for i in range(30)
+            ]
+        )
+        start = ns_to_datetime(at(0))
+        assert start is not None
+        query = TimeseriesQuery(start=start, end=start + timedelta(hours=5))
+        fast = store._timeseries_by_hours(query)
+        assert fast is not None and len(fast) == 5
+        assert fast == store._timeseries_from_traces(query)
+        off_the_hour = query.model_copy(update={"start": start + timedelta(minutes=30)})
+        assert store._timeseries_by_hours(off_the_hour) is None
     finally:
         store.close()
 

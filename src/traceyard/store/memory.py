@@ -107,6 +107,8 @@ class _Trace:
     status: TraceStatus = TraceStatus.RUNNING
     observation_count: int = 0
     error_count: int = 0
+    #: observations per level (None stored counts as DEFAULT): what the level filter reads
+    level_counts: dict[str, int] = field(default_factory=dict)
     usage: dict[str, float] = field(default_factory=dict)
     total_tokens: float = 0.0
     total_cost: float = 0.0
@@ -345,11 +347,9 @@ class MemoryStore:
             tests.append(lambda t: set(q.tags) <= set(t.fields.get("tags") or ()))
         if q.status is not None:
             tests.append(lambda t: t.status is q.status)
-        if q.level is Level.ERROR:
-            tests.append(lambda t: t.error_count > 0)
-        elif q.level is not None:
+        if q.level is not None:
             level = q.level.value
-            tests.append(lambda t: any(self._level(o) == level for o in t.observations))
+            tests.append(lambda t: t.level_counts.get(level, 0) > 0)
         if q.start_after is not None:
             after = datetime_to_ns(q.start_after)
             tests.append(lambda t: t.start_ns >= after)
@@ -738,7 +738,8 @@ def _is_rerun(record: _Obs, fields: dict[str, Any]) -> bool:
 def _recompute(t: _Trace, observations: dict[str, _Obs]) -> None:
     """The derived columns, exactly as the SQL stores' recompute statement sets them."""
     starts, lasts = [], []
-    open_n = err_n = 0
+    open_n = 0
+    levels: dict[str, int] = {}
     tokens = cost = 0.0
     usage: dict[str, float] = {}
     for obs_id in t.observations:
@@ -749,8 +750,8 @@ def _recompute(t: _Trace, observations: dict[str, _Obs]) -> None:
         if last is not None:
             lasts.append(last)
         open_n += f.get("end_time") is None
-        level = f.get("level")
-        err_n += str(getattr(level, "value", level)) == "ERROR"
+        level = str(getattr(f.get("level"), "value", f.get("level")) or "DEFAULT")
+        levels[level] = levels.get(level, 0) + 1
         tokens += usage_total(f.get("usage")) or 0
         cost += cost_total(f.get("cost")) or 0
         for bucket, amount in (f.get("usage") or {}).items():
@@ -763,7 +764,8 @@ def _recompute(t: _Trace, observations: dict[str, _Obs]) -> None:
     t.start_ns = min(starts, default=0)
     t.end_ns = max(lasts, default=0)
     t.latency_ms = max(t.end_ns - t.start_ns, 0) / 1e6 if t.start_ns and t.end_ns else 0.0
-    t.observation_count, t.error_count = len(t.observations), err_n
+    err_n = levels.get("ERROR", 0)
+    t.observation_count, t.error_count, t.level_counts = len(t.observations), err_n, levels
     t.total_tokens, t.total_cost, t.usage = tokens, cost, usage
     if t.fields.get("incomplete"):
         t.status = TraceStatus.INCOMPLETE

@@ -45,7 +45,6 @@ from traceyard._internal.serialize import dumps
 from traceyard.cost.pricing import PriceTable
 from traceyard.model import (
     Event,
-    Level,
     Observation,
     Score,
     SessionDetail,
@@ -57,7 +56,9 @@ from traceyard.model import (
     ns_to_datetime,
 )
 from traceyard.store import _convert as convert
+from traceyard.store import _hours
 from traceyard.store._groups import recent_groups
+from traceyard.store._hours import HOUR_NS
 from traceyard.store._prompts import DEFAULT_LABEL, plan_new_version, plan_set_labels
 from traceyard.store._rows import (
     OBSERVATION_COLUMNS,
@@ -89,7 +90,12 @@ from traceyard.store.base import (
     decode_cursor,
     encode_cursor,
 )
-from traceyard.store.postgres_schema import COUNTER_SHARDS, MIGRATIONS, SCHEMA_VERSION
+from traceyard.store.postgres_schema import (
+    COUNTER_SHARDS,
+    LATENCY_BIN,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+)
 
 logger = logging.getLogger("traceyard")
 
@@ -216,6 +222,10 @@ _STAGES = {
     },
     "payloads": "CREATE TEMP TABLE IF NOT EXISTS _ty_stage_payloads "
     "(owner text, field text, data bytea) ON COMMIT DELETE ROWS",
+    # the touched traces' share of the hourly rollup before the merge, negated
+    "hours": "CREATE TEMP TABLE IF NOT EXISTS _ty_stage_hours (hour int8, latency_bin int4, "
+    "project text, traces int8, observations int8, errors int8, tokens float8, cost float8) "
+    "ON COMMIT DELETE ROWS",
 }
 _STAGE_TYPES = {
     **{table: [_stage_type(c) for c in columns] for table, columns in COLUMNS.items()},
@@ -270,12 +280,19 @@ def _merge_traces_sql() -> str:
                 "observation_count",
                 "open_count",
                 "error_count",
+                "warning_count",
+                "debug_count",
+                "default_count",
                 "usage",
                 "total_tokens",
                 "total_cost",
             )
         },
     }
+    derived_on_conflict["latency_bin"] = (
+        f"CASE WHEN ({derived_on_conflict['status']}) = 'running' THEN -1 "
+        f"ELSE {LATENCY_BIN.format(derived_on_conflict['latency_ms'])} END"
+    )
     sets = _set_clause("traces", TRACE_COLUMNS, MERGES["traces"])
     sets += ", " + ", ".join(f"{c} = {expr}" for c, expr in derived_on_conflict.items())
     columns = [*TRACE_COLUMNS, *derived_on_conflict]
@@ -290,6 +307,9 @@ agg AS (
            COUNT(*) AS n,
            COUNT(*) FILTER (WHERE o.end_time IS NULL) AS open_n,
            COUNT(*) FILTER (WHERE o.level = 'ERROR') AS err_n,
+           COUNT(*) FILTER (WHERE o.level = 'WARNING') AS warning_n,
+           COUNT(*) FILTER (WHERE o.level = 'DEBUG') AS debug_n,
+           COUNT(*) FILTER (WHERE o.level IS NULL OR o.level = 'DEFAULT') AS default_n,
            COALESCE(SUM(o.total_tokens), 0) AS tokens,
            COALESCE(SUM(o.total_cost), 0) AS cost
     FROM observations o WHERE o.trace_id = ANY(%(ids)s) GROUP BY o.trace_id
@@ -310,22 +330,29 @@ src AS (
            COALESCE(LEAST(s.start_time, agg.first_ns), 0) AS start_ns,
            COALESCE(GREATEST(s.end_time, agg.last_ns), 0) AS end_ns,
            COALESCE(agg.n, 0) AS n, COALESCE(agg.open_n, 0) AS open_n,
-           COALESCE(agg.err_n, 0) AS err_n, COALESCE(agg.tokens, 0) AS tokens,
+           COALESCE(agg.err_n, 0) AS err_n, COALESCE(agg.warning_n, 0) AS warning_n,
+           COALESCE(agg.debug_n, 0) AS debug_n, COALESCE(agg.default_n, 0) AS default_n,
+           COALESCE(agg.tokens, 0) AS tokens,
            COALESCE(agg.cost, 0) AS cost, buckets.usage AS usage_sum
     FROM touched t
     LEFT JOIN _ty_stage_traces s ON s.id = t.id
     LEFT JOIN agg ON agg.trace_id = t.id
     LEFT JOIN buckets ON buckets.trace_id = t.id
 ),
+src_timed AS (
+    SELECT src.*, CASE WHEN start_ns > 0 AND end_ns > 0
+                       THEN GREATEST(end_ns - start_ns, 0) / 1e6 ELSE 0 END AS latency_ms
+    FROM src
+),
 merged AS (
     INSERT INTO traces ({", ".join(columns)})
-    SELECT id, project, {", ".join(own)}, start_ns, end_ns,
-           CASE WHEN start_ns > 0 AND end_ns > 0
-                THEN GREATEST(end_ns - start_ns, 0) / 1e6 ELSE 0 END,
+    SELECT id, project, {", ".join(own)}, start_ns, end_ns, latency_ms,
            CASE WHEN COALESCE(incomplete, 0) > 0 THEN 'incomplete' WHEN open_n > 0 THEN 'running'
                 WHEN err_n > 0 THEN 'error' ELSE 'ok' END,
-           n, open_n, err_n, usage_sum, tokens, cost
-    FROM src ORDER BY id
+           n, open_n, err_n, warning_n, debug_n, default_n, usage_sum, tokens, cost,
+           CASE WHEN COALESCE(incomplete, 0) = 0 AND open_n > 0 THEN -1
+                ELSE {LATENCY_BIN.format("latency_ms")} END
+    FROM src_timed ORDER BY id
     ON CONFLICT (id) DO UPDATE SET {sets}
     RETURNING (xmax = 0) AS inserted
 )
@@ -334,6 +361,63 @@ SELECT COUNT(*) FILTER (WHERE inserted) FROM merged
 
 
 _MERGE_TRACES = _merge_traces_sql()
+
+
+def _hour_sums(sign: str) -> str:
+    """The rollup key and sums of a set of trace rows (``sign``: ``+`` or ``-``)."""
+    return (
+        f"start_ns / {HOUR_NS}, latency_bin, project, {sign}COUNT(*), "
+        f"{sign}SUM(observation_count), {sign}SUM(error_count), {sign}SUM(total_tokens), "
+        f"{sign}SUM(total_cost)"
+    )
+
+
+_HOURS_UPSERT = """
+INSERT INTO trace_hours (hour, latency_bin, project, traces, observations, errors, tokens, cost)
+{select} ORDER BY 1, 2, 3
+ON CONFLICT (hour, latency_bin, project) DO UPDATE SET
+    traces = trace_hours.traces + EXCLUDED.traces,
+    observations = trace_hours.observations + EXCLUDED.observations,
+    errors = trace_hours.errors + EXCLUDED.errors,
+    tokens = trace_hours.tokens + EXCLUDED.tokens, cost = trace_hours.cost + EXCLUDED.cost
+"""
+# The hourly rollup follows the merge of the touched traces in two steps: their share before
+# (locking their rows first, in id order like the merge), then after the merge the difference
+# in ONE upsert in key order. Taking away and adding back as two upserts would lock the same
+# rollup rows twice, and two writers doing that can deadlock.
+_HOURS_BEFORE = f"""
+WITH locked AS (
+    SELECT start_ns, latency_bin, project, observation_count, error_count, total_tokens,
+           total_cost
+    FROM traces WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE
+)
+INSERT INTO _ty_stage_hours SELECT {_hour_sums("-")} FROM locked GROUP BY 1, 2, 3
+"""
+_HOURS_AFTER = _HOURS_UPSERT.format(
+    select=f"""SELECT hour, latency_bin, project, SUM(traces), SUM(observations), SUM(errors),
+       SUM(tokens), SUM(cost)
+FROM (SELECT * FROM _ty_stage_hours
+      UNION ALL SELECT {_hour_sums("+")} FROM traces WHERE id = ANY(%(ids)s)
+      GROUP BY 1, 2, 3) d
+GROUP BY 1, 2, 3"""
+)
+# Deleting traces takes them out of the rollup with the rows DELETE returns (traces locked
+# first, then rollup rows in key order, as the writer does).
+_DELETE_TRACES = f"""
+WITH gone AS (
+    DELETE FROM traces WHERE id = ANY(%(ids)s)
+    RETURNING start_ns, latency_bin, project, observation_count, error_count, total_tokens,
+              total_cost
+),
+rolled AS ({_HOURS_UPSERT.format(select=f"SELECT {_hour_sums('-')} FROM gone GROUP BY 1, 2, 3")}
+    RETURNING hour)
+SELECT (SELECT COUNT(*) FROM gone) AS deleted, ARRAY(SELECT DISTINCT hour FROM rolled) AS hours
+"""
+# After a delete: the rollup rows of those hours left empty.
+_HOURS_EMPTIED = """
+DELETE FROM trace_hours WHERE traces = 0 AND hour = ANY(%(hours)s)
+"""
+
 
 _COUNT = """
 INSERT INTO counters (shard, traces, observations, scores) VALUES (%s, %s, %s, %s)
@@ -355,7 +439,16 @@ _USER_COLUMNS = (
     "SUM(total_cost) AS cost, COUNT(*) FILTER (WHERE error_count > 0) AS errors"
 )
 
-_TABLES = ("traces", "observations", "scores", "payloads", "counters", "prompts", "media")
+_TABLES = (
+    "traces",
+    "observations",
+    "scores",
+    "payloads",
+    "counters",
+    "prompts",
+    "media",
+    "trace_hours",
+)
 
 # Nearest-rank percentiles (percentile_disc) over finished traces, as on SQLite and memory.
 _TIMESERIES = """
@@ -540,11 +633,11 @@ class PostgresStore:
             if batch.price_later:
                 self._price_stored(cur, batch.price_later)
             if touched:
-                cur.execute(
-                    _MERGE_TRACES,
-                    {"ids": [t for t, _ in touched], "projects": [p for _, p in touched]},
-                )
+                ids = [t for t, _ in touched]
+                cur.execute(_HOURS_BEFORE, {"ids": ids})
+                cur.execute(_MERGE_TRACES, {"ids": ids, "projects": [p for _, p in touched]})
                 created["traces"] = _scalar(cur)
+                cur.execute(_HOURS_AFTER, {"ids": ids})
             if any(created.values()):
                 cur.execute(
                     _COUNT,
@@ -593,7 +686,7 @@ class PostgresStore:
         return TraceDetail(
             **convert.trace_fields(row, payloads),
             scores=[convert.score(r) for r in score_rows],
-            observations=[convert.observation(r, payloads) for r in obs_rows],
+            observations=convert.observations(obs_rows, payloads),
         )
 
     def get_observation(self, observation_id: str) -> Observation | None:
@@ -740,6 +833,75 @@ class PostgresStore:
         return Page[Score](data=[convert.score(r) for r in page], next_cursor=next_cursor)
 
     def timeseries(self, query: TimeseriesQuery) -> list[TimeseriesPoint]:
+        if query.group_by is None:
+            try:
+                points = self._timeseries_by_hours(query)
+            except _hours.RollupMismatchError:
+                points = None
+            if points is not None:
+                return points
+        return self._timeseries_from_traces(query)
+
+    def _timeseries_by_hours(self, query: TimeseriesQuery) -> list[TimeseriesPoint] | None:
+        """From the hourly rollup (see :mod:`._hours`); None when the buckets' edges are too
+        far off the hour for it to help. Four round trips whatever the range."""
+        plan = _hours.plan(
+            datetime_to_ns(query.start), datetime_to_ns(query.end), query.interval_s * 10**9
+        )
+        if plan is None:
+            return None
+        project = "" if query.project is None else " AND project = %(project)s"
+        t_project = project.replace("project", "t.project", 1)
+        params = {"first": plan.hours[0], "last": plan.hours[1], "project": query.project}
+        with self._conn() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            hour_sums = cur.execute(
+                "SELECT hour, SUM(traces)::int8, SUM(observations)::int8, SUM(errors)::int8, "
+                "SUM(tokens), SUM(cost) FROM trace_hours "
+                f"WHERE hour >= %(first)s AND hour < %(last)s{project} GROUP BY hour",
+                params,
+            ).fetchall()
+            hour_bins = cur.execute(
+                "SELECT hour, latency_bin, SUM(traces)::int8 FROM trace_hours "
+                f"WHERE hour >= %(first)s AND hour < %(last)s AND latency_bin >= 0{project} "
+                "GROUP BY hour, latency_bin",
+                params,
+            ).fetchall()
+            edges = cur.execute(
+                "SELECT e.s, e.e, t.latency_bin, t.observation_count, t.error_count, "
+                "t.total_tokens, t.total_cost FROM unnest(%(starts)s::int8[], %(ends)s::int8[]) "
+                f"AS e(s, e) JOIN traces t ON t.start_ns >= e.s AND t.start_ns < e.e{t_project}",
+                {
+                    "starts": [start for _, start, _ in plan.edges],
+                    "ends": [end for _, _, end in plan.edges],
+                    "project": query.project,
+                },
+            ).fetchall()
+            by_edge: dict[tuple[int, int], list[Any]] = {}
+            for edge_start, edge_end, *row in edges:
+                by_edge.setdefault((edge_start, edge_end), []).append(row)
+            _hours.add_rows(plan, hour_sums, hour_bins, lambda s, e: by_edge.get((s, e), []))
+
+            def latencies(picks: list[_hours.Pick]) -> list[float | None]:
+                rows = cur.execute(
+                    "SELECT x.latency_ms FROM unnest(%(bins)s::int4[], %(starts)s::int8[], "
+                    "%(ends)s::int8[], %(offsets)s::int8[]) WITH ORDINALITY AS p(b, s, e, o, i) "
+                    "LEFT JOIN LATERAL (SELECT t.latency_ms FROM traces t "
+                    "WHERE t.latency_bin >= 0 AND t.latency_bin = p.b AND t.start_ns >= p.s "
+                    f"AND t.start_ns < p.e{t_project} "
+                    "ORDER BY t.latency_ms OFFSET p.o LIMIT 1) x ON true ORDER BY p.i",
+                    {
+                        "bins": [p[0] for p in picks],
+                        "starts": [p[1] for p in picks],
+                        "ends": [p[2] for p in picks],
+                        "offsets": [p[3] - 1 for p in picks],
+                        "project": query.project,
+                    },
+                ).fetchall()
+                return [r[0] for r in rows]
+
+            return _hours.points(plan.buckets, latencies)
+
+    def _timeseries_from_traces(self, query: TimeseriesQuery) -> list[TimeseriesPoint]:
         start, interval = datetime_to_ns(query.start), query.interval_s * 1_000_000_000
         template = _TIMESERIES_BY_MODEL if query.group_by is TimeseriesGroup.MODEL else _TIMESERIES
         sql = template.format(
@@ -798,7 +960,10 @@ class PostgresStore:
             for table, column in (("observations", "trace_id"), ("scores", "trace_id")):
                 cur = conn.execute(f"DELETE FROM {table} WHERE {column} = ANY(%s)", (ids,))
                 counts.append(cur.rowcount)
-            traces = conn.execute("DELETE FROM traces WHERE id = ANY(%s)", (ids,)).rowcount
+            row = conn.execute(_DELETE_TRACES, {"ids": ids}).fetchone()
+            assert row is not None
+            traces = int(row["deleted"])
+            conn.execute(_HOURS_EMPTIED, {"hours": row["hours"]})
             if traces or any(counts):
                 shard = conn.info.backend_pid % COUNTER_SHARDS
                 conn.execute(_COUNT, (shard, -traces, -counts[0], -counts[1]))
@@ -1094,10 +1259,8 @@ def _trace_filters(q: TraceQuery) -> tuple[list[str], list[Any]]:
         add("t.tags @> %s::jsonb", dumps(list(q.tags)))
     if q.status is not None:
         add("t.status = %s", q.status.value)
-    if q.level is Level.ERROR:
-        add("t.error_count > 0")
-    elif q.level is not None:
-        add(*level_filter(q.level, "%s"))
+    if q.level is not None:
+        add(level_filter(q.level))
     if q.start_after is not None:
         add("t.start_ns >= %s", datetime_to_ns(q.start_after))
     if q.start_before is not None:

@@ -169,7 +169,65 @@ MIGRATIONS: list[str] = [
     CREATE INDEX observations_prompt ON observations (prompt_name, prompt_version, trace_id)
         WHERE prompt_name IS NOT NULL;
     """,
+    # 4: per-level counts on traces (SQLite's fourth migration).
+    """
+    -- "some observation has level X" became "X_count > 0" (error_count already existed). An
+    -- EXISTS over observations was fast when X was common and scanned every trace when rare.
+    ALTER TABLE traces ADD COLUMN debug_count integer NOT NULL DEFAULT 0,
+        ADD COLUMN default_count integer NOT NULL DEFAULT 0,
+        ADD COLUMN warning_count integer NOT NULL DEFAULT 0;
+    UPDATE traces SET debug_count = a.debug_n, default_count = a.default_n,
+                      warning_count = a.warning_n
+    FROM (SELECT trace_id, COUNT(*) FILTER (WHERE level = 'DEBUG') AS debug_n,
+                 COUNT(*) FILTER (WHERE level IS NULL OR level = 'DEFAULT') AS default_n,
+                 COUNT(*) FILTER (WHERE level = 'WARNING') AS warning_n
+          FROM observations GROUP BY trace_id) AS a
+    WHERE traces.id = a.trace_id;
+    -- The newest traces with a rare level, in listing order: a level filter walks only its
+    -- own traces. Partial, so a trace without that level costs the writer nothing here.
+    -- DEFAULT (nearly every trace) needs none: the start-time index finds its matches at once.
+    CREATE INDEX traces_debug ON traces (start_ns DESC, id DESC) WHERE debug_count > 0;
+    CREATE INDEX traces_warning ON traces (start_ns DESC, id DESC) WHERE warning_count > 0;
+    CREATE INDEX traces_error ON traces (start_ns DESC, id DESC) WHERE error_count > 0;
+    -- served only the old EXISTS filter; one index less for every observation written
+    DROP INDEX observations_level;
+    """,
+    # 5: the hourly rollup the timeseries reads (SQLite's fifth migration; store/_hours.py).
+    """
+    -- derived: bin of latency_ms (see LATENCY_BIN below), -1 while the trace is running
+    ALTER TABLE traces ADD COLUMN latency_bin integer NOT NULL DEFAULT -1;
+    UPDATE traces SET latency_bin =
+        length(floor(latency_ms * 1000)::bigint::text) * 100
+        + left(floor(latency_ms * 1000)::bigint::text, 2)::integer
+    WHERE status <> 'running';
+    -- per hour of start (start_ns / 3600e9), latency bin and project: how many traces and
+    -- what they add up to. Kept in step with the derived columns in every write transaction.
+    CREATE TABLE trace_hours (
+        hour bigint NOT NULL,
+        latency_bin integer NOT NULL,
+        project text NOT NULL,
+        traces bigint NOT NULL,
+        observations bigint NOT NULL,
+        errors bigint NOT NULL,
+        tokens double precision NOT NULL,
+        cost double precision NOT NULL,
+        PRIMARY KEY (hour, latency_bin, project)
+    );
+    INSERT INTO trace_hours
+        SELECT start_ns / 3600000000000, latency_bin, project, COUNT(*),
+               SUM(observation_count), SUM(error_count), SUM(total_tokens), SUM(total_cost)
+        FROM traces GROUP BY 1, 2, 3;
+    -- a percentile's bin in one bucket: its finished traces, without reading their rows
+    CREATE INDEX traces_latency_bins ON traces (latency_bin, start_ns)
+        INCLUDE (latency_ms, project) WHERE latency_bin >= 0;
+    """,
 ]
+
+#: The latency bin of ``{0}`` (latency_ms): digits and leading two digits of whole µs.
+LATENCY_BIN = (
+    "(length(floor(({0}) * 1000)::bigint::text) * 100"
+    " + left(floor(({0}) * 1000)::bigint::text, 2)::integer)"
+)
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -33,7 +33,6 @@ from traceyard.cost.pricing import PriceTable
 from traceyard.errors import StoreClosedError, StoreError, StoreUnavailableError
 from traceyard.model import (
     Event,
-    Level,
     Observation,
     Score,
     SessionDetail,
@@ -45,7 +44,9 @@ from traceyard.model import (
     ns_to_datetime,
 )
 from traceyard.store import _convert as convert
+from traceyard.store import _hours
 from traceyard.store._groups import recent_groups
+from traceyard.store._hours import HOUR_NS
 from traceyard.store._prompts import DEFAULT_LABEL, plan_new_version, plan_set_labels
 from traceyard.store._rows import (
     OBSERVATION_COLUMNS,
@@ -77,7 +78,7 @@ from traceyard.store.base import (
     decode_cursor,
     encode_cursor,
 )
-from traceyard.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
+from traceyard.store.sqlite_schema import LATENCY_BIN, MIGRATIONS, SCHEMA_VERSION
 
 DB_FILENAME = "traceyard.db"
 
@@ -241,6 +242,9 @@ agg AS (
            COUNT(*) AS n,
            SUM(o.end_time IS NULL) AS open_n,
            SUM(o.level = 'ERROR') AS err_n,
+           SUM(o.level = 'WARNING') AS warning_n,
+           SUM(o.level = 'DEBUG') AS debug_n,
+           SUM(o.level IS NULL OR o.level = 'DEFAULT') AS default_n,
            TOTAL(o.total_tokens) AS tokens,
            TOTAL(o.total_cost) AS cost
     FROM observations o WHERE o.trace_id IN (SELECT id FROM touched) GROUP BY o.trace_id
@@ -261,26 +265,64 @@ calc AS (
            MAX(COALESCE(t.end_time, agg.last_ns, 0),
                COALESCE(agg.last_ns, t.end_time, 0)) AS end_ns,
            COALESCE(agg.n, 0) AS n, COALESCE(agg.open_n, 0) AS open_n,
-           COALESCE(agg.err_n, 0) AS err_n, COALESCE(agg.tokens, 0) AS tokens,
+           COALESCE(agg.err_n, 0) AS err_n, COALESCE(agg.warning_n, 0) AS warning_n,
+           COALESCE(agg.debug_n, 0) AS debug_n, COALESCE(agg.default_n, 0) AS default_n,
+           COALESCE(agg.tokens, 0) AS tokens,
            COALESCE(agg.cost, 0) AS cost, buckets.usage AS usage, t.incomplete AS incomplete
     FROM traces t JOIN touched ON t.id = touched.id
     LEFT JOIN agg ON agg.trace_id = t.id LEFT JOIN buckets ON buckets.trace_id = t.id
+),
+timed AS (
+    SELECT calc.*,
+           -- 0 (read back as None) while the start or the end is unknown
+           CASE WHEN start_ns > 0 AND end_ns > 0 THEN MAX(end_ns - start_ns, 0) / 1e6
+                ELSE 0 END AS latency_ms
+    FROM calc
 )
 UPDATE traces SET
     start_ns = calc.start_ns,
     end_ns = calc.end_ns,
-    -- 0 (read back as None) while the start or the end is unknown
-    latency_ms = CASE WHEN calc.start_ns > 0 AND calc.end_ns > 0
-                      THEN MAX(calc.end_ns - calc.start_ns, 0) / 1e6 ELSE 0 END,
+    latency_ms = calc.latency_ms,
+    latency_bin = CASE WHEN COALESCE(calc.incomplete, 0) = 0 AND calc.open_n > 0 THEN -1
+                       ELSE {latency_bin} END,
     observation_count = calc.n,
     open_count = calc.open_n,
     error_count = calc.err_n,
+    warning_count = calc.warning_n,
+    debug_count = calc.debug_n,
+    default_count = calc.default_n,
     total_tokens = calc.tokens,
     total_cost = calc.cost,
     usage = calc.usage,
     status = CASE WHEN calc.incomplete THEN 'incomplete' WHEN calc.open_n > 0 THEN 'running'
                   WHEN calc.err_n > 0 THEN 'error' ELSE 'ok' END
-FROM calc WHERE traces.id = calc.id
+FROM timed AS calc WHERE traces.id = calc.id
+""".format(latency_bin=LATENCY_BIN.format("calc.latency_ms"))
+
+
+def _hours_delta(sign: str) -> str:
+    """Add (``+``) or take away (``-``) the touched traces (?1: JSON array of ids) from the
+    hourly rollup: taken away before the derived columns are recomputed, added after."""
+    return f"""
+INSERT INTO trace_hours (hour, project, latency_bin, traces, observations, errors, tokens, cost)
+SELECT start_ns / {HOUR_NS}, project, latency_bin, {sign}COUNT(*), {sign}TOTAL(observation_count),
+       {sign}TOTAL(error_count), {sign}TOTAL(total_tokens), {sign}TOTAL(total_cost)
+FROM traces WHERE id IN (SELECT value FROM json_each(?1)) AND start_ns IS NOT NULL
+GROUP BY 1, 2, 3
+ON CONFLICT (hour, latency_bin, project) DO UPDATE SET
+    traces = traces + excluded.traces, observations = observations + excluded.observations,
+    errors = errors + excluded.errors, tokens = tokens + excluded.tokens,
+    cost = cost + excluded.cost
+"""
+
+
+_HOURS_ADD = _hours_delta("+")
+_HOURS_TAKE = _hours_delta("-")
+# After a delete took them away: the rollup rows of those traces' hours left empty.
+_HOURS_EMPTIED = f"""
+DELETE FROM trace_hours WHERE traces = 0 AND hour IN (
+    SELECT DISTINCT start_ns / {HOUR_NS} FROM traces
+    WHERE id IN (SELECT value FROM json_each(?1)) AND start_ns IS NOT NULL)
 """
 
 # Timeseries: the sums in SQL (an index-only scan of traces_timeseries), the percentiles in
@@ -456,7 +498,10 @@ class SQLiteStore:
         if batch.price_later:
             self._price_stored(conn, batch.price_later)
         if batch.trace_projects:
-            conn.execute(_RECOMPUTE, (json.dumps(list(batch.trace_projects)),))
+            touched = (json.dumps(list(batch.trace_projects)),)
+            conn.execute(_HOURS_TAKE, touched)
+            conn.execute(_RECOMPUTE, touched)
+            conn.execute(_HOURS_ADD, touched)
 
     def _price_stored(self, conn: sqlite3.Connection, ids: list[str]) -> None:
         """Price observations whose model and usage arrived in different batches."""
@@ -496,7 +541,7 @@ class SQLiteStore:
         return TraceDetail(
             **convert.trace_fields(row, payloads),
             scores=scores,
-            observations=[convert.observation(r, payloads) for r in obs_rows],
+            observations=convert.observations(obs_rows, payloads),
         )
 
     def get_observation(self, observation_id: str) -> Observation | None:
@@ -631,6 +676,68 @@ class SQLiteStore:
         return Page[Score](data=[convert.score(r) for r in page], next_cursor=next_cursor)
 
     def timeseries(self, query: TimeseriesQuery) -> list[TimeseriesPoint]:
+        if query.group_by is None:
+            try:
+                points = self._timeseries_by_hours(query)
+            except _hours.RollupMismatchError:
+                points = None
+            if points is not None:
+                return points
+        return self._timeseries_from_traces(query)
+
+    def _timeseries_by_hours(self, query: TimeseriesQuery) -> list[TimeseriesPoint] | None:
+        """From the hourly rollup (see :mod:`._hours`); None when the buckets' edges are too
+        far off the hour for it to help."""
+        plan = _hours.plan(
+            datetime_to_ns(query.start), datetime_to_ns(query.end), query.interval_s * 10**9
+        )
+        if plan is None:
+            return None
+        project = "" if query.project is None else " AND project = :project"
+        params = {"first": plan.hours[0], "last": plan.hours[1], "project": query.project}
+        cursor = self._conn().cursor()
+        cursor.row_factory = None
+        hour_sums = cursor.execute(
+            "SELECT hour, SUM(traces), SUM(observations), SUM(errors), TOTAL(tokens), "
+            "TOTAL(cost) FROM trace_hours WHERE hour >= :first AND hour < :last"
+            f"{project} GROUP BY hour",
+            params,
+        ).fetchall()
+        hour_bins = cursor.execute(
+            "SELECT hour, latency_bin, SUM(traces) FROM trace_hours WHERE hour >= :first "
+            f"AND hour < :last AND latency_bin >= 0{project} GROUP BY hour, latency_bin",
+            params,
+        )
+
+        def edge_traces(start: int, end: int) -> list[Any]:
+            return (
+                self._conn()
+                .execute(
+                    "SELECT latency_bin, observation_count, error_count, total_tokens, total_cost "
+                    f"FROM traces WHERE start_ns >= :start AND start_ns < :end{project}",
+                    {"start": start, "end": end, "project": query.project},
+                )
+                .fetchall()
+            )
+
+        _hours.add_rows(plan, hour_sums, hour_bins, edge_traces)
+
+        def latencies(picks: list[_hours.Pick]) -> list[float | None]:
+            found = []
+            for latency_bin, start, end, rank in picks:
+                row = cursor.execute(
+                    "SELECT latency_ms FROM traces WHERE latency_bin >= 0 AND latency_bin = :bin "
+                    f"AND start_ns >= :start AND start_ns < :end{project} "
+                    "ORDER BY latency_ms LIMIT 1 OFFSET :offset",
+                    {"bin": latency_bin, "start": start, "end": end, "offset": rank - 1,
+                     "project": query.project},
+                ).fetchone()  # fmt: skip
+                found.append(None if row is None else row[0])
+            return found
+
+        return _hours.points(plan.buckets, latencies)
+
+    def _timeseries_from_traces(self, query: TimeseriesQuery) -> list[TimeseriesPoint]:
         start, interval = datetime_to_ns(query.start), query.interval_s * 1_000_000_000
         params = {
             "start": start,
@@ -681,6 +788,8 @@ class SQLiteStore:
             return 0
         ids = json.dumps(list(trace_ids))
         with self._transaction() as conn:
+            conn.execute(_HOURS_TAKE, (ids,))
+            conn.execute(_HOURS_EMPTIED, (ids,))
             conn.execute(
                 "DELETE FROM payloads WHERE owner IN (SELECT id FROM observations WHERE trace_id"
                 " IN (SELECT value FROM json_each(?1)))"
@@ -955,10 +1064,8 @@ def _trace_filters(q: TraceQuery, few_prompt_links: bool = False) -> tuple[list[
         add("EXISTS (SELECT 1 FROM json_each(t.tags) WHERE value = ?)", tag)
     if q.status is not None:
         add("t.status = ?", q.status.value)
-    if q.level is Level.ERROR:
-        add("t.error_count > 0")
-    elif q.level is not None:
-        add(*level_filter(q.level, "?"))
+    if q.level is not None:
+        add(level_filter(q.level))
     if q.start_after is not None:
         add("t.start_ns >= ?", datetime_to_ns(q.start_after))
     if q.start_before is not None:

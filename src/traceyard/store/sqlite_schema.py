@@ -168,6 +168,65 @@ MIGRATIONS: list[str] = [
     CREATE INDEX observations_prompt ON observations (prompt_name, prompt_version, trace_id)
         WHERE prompt_name IS NOT NULL;
     """,
+    # 4: per-level counts on traces (derived), so every level filter is a predicate on traces.
+    """
+    -- "some observation has level X" became "X_count > 0" (error_count already existed). An
+    -- EXISTS over observations was fast when X was common and scanned every trace when rare.
+    ALTER TABLE traces ADD COLUMN debug_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE traces ADD COLUMN default_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE traces ADD COLUMN warning_count INTEGER NOT NULL DEFAULT 0;
+    UPDATE traces SET debug_count = a.debug_n, default_count = a.default_n,
+                      warning_count = a.warning_n
+    FROM (SELECT trace_id, SUM(level IS 'DEBUG') AS debug_n,
+                 SUM(level IS NULL OR level = 'DEFAULT') AS default_n,
+                 SUM(level IS 'WARNING') AS warning_n
+          FROM observations GROUP BY trace_id) AS a
+    WHERE traces.id = a.trace_id;
+    -- The newest traces with a rare level, in listing order: a level filter walks only its
+    -- own traces. Partial, so a trace without that level costs the writer nothing here.
+    -- DEFAULT (nearly every trace) needs none: the start-time index finds its matches at once.
+    CREATE INDEX traces_debug ON traces (start_ns DESC, id DESC) WHERE debug_count > 0;
+    CREATE INDEX traces_warning ON traces (start_ns DESC, id DESC) WHERE warning_count > 0;
+    CREATE INDEX traces_error ON traces (start_ns DESC, id DESC) WHERE error_count > 0;
+    -- served only the old EXISTS filter; one index less for every observation written
+    DROP INDEX observations_level;
+    """,
+    # 5: the hourly rollup the timeseries reads (see store/_hours.py).
+    """
+    -- derived: bin of latency_ms (see LATENCY_BIN below), -1 while the trace is running
+    ALTER TABLE traces ADD COLUMN latency_bin INTEGER NOT NULL DEFAULT -1;
+    UPDATE traces SET latency_bin = CASE WHEN status = 'running' THEN -1 ELSE
+        length(CAST(CAST(latency_ms * 1000 AS INTEGER) AS TEXT)) * 100
+        + CAST(substr(CAST(CAST(latency_ms * 1000 AS INTEGER) AS TEXT), 1, 2) AS INTEGER) END;
+    -- per hour of start (start_ns / 3600e9), project and latency bin: how many traces and
+    -- what they add up to. Kept in step with the derived columns in every write transaction.
+    CREATE TABLE trace_hours (
+        hour INTEGER NOT NULL,
+        project TEXT NOT NULL,
+        latency_bin INTEGER NOT NULL,
+        traces INTEGER NOT NULL,
+        observations INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        tokens REAL NOT NULL,
+        cost REAL NOT NULL,
+        -- hour, then bin: a range of hours groups by (hour, bin) in key order, no sort
+        PRIMARY KEY (hour, latency_bin, project)
+    ) WITHOUT ROWID;
+    INSERT INTO trace_hours
+        SELECT start_ns / 3600000000000, project, latency_bin, COUNT(*),
+               TOTAL(observation_count), TOTAL(error_count), TOTAL(total_tokens),
+               TOTAL(total_cost)
+        FROM traces WHERE start_ns IS NOT NULL GROUP BY 1, 2, 3;
+    -- a percentile's bin in one bucket: its finished traces, without reading their rows
+    CREATE INDEX traces_latency_bins ON traces (latency_bin, start_ns, latency_ms, project)
+        WHERE latency_bin >= 0;
+    """,
 ]
+
+#: The latency bin of ``{0}`` (latency_ms): digits and leading two digits of whole µs.
+LATENCY_BIN = (
+    "(length(CAST(CAST(({0}) * 1000 AS INTEGER) AS TEXT)) * 100"
+    " + CAST(substr(CAST(CAST(({0}) * 1000 AS INTEGER) AS TEXT), 1, 2) AS INTEGER))"
+)
 
 SCHEMA_VERSION = len(MIGRATIONS)
