@@ -98,7 +98,10 @@ export function dashboardView(container, route) {
     const mine = ++token;
     const r = RANGES[range];
     const endMs = Date.now();
-    const startMs = endMs - r.ms;
+    // Buckets start on a multiple of the interval (whole UTC hours or more), which the
+    // server answers from its hourly rollup instead of scanning every trace of the range.
+    const step = r.interval * 1000;
+    const startMs = Math.floor((endMs - r.ms) / step) * step;
     const window = { start: new Date(startMs).toISOString(), end: new Date(endMs).toISOString() };
     const wholeS = Math.ceil(r.ms / 1000);
     try {
