@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -89,9 +90,10 @@ def main() -> None:
     with_writes, events = instructions(args.invokes, write=True)
     without, _ = instructions(args.invokes, write=False)
     per_event = (with_writes - without) / events
+    versions = f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}"
+    sizes = f"{min(BATCH_SIZES)}-{max(BATCH_SIZES)}"
     print(f"SQLiteStore.write: {per_event:,.0f} instructions per LangChain event "
-          f"({events:,} events in batches of {min(BATCH_SIZES)}-{max(BATCH_SIZES)}; "
-          f"python {sys.version.split()[0]}, sqlite {__import__('sqlite3').sqlite_version})")  # fmt: skip
+          f"({events:,} events in batches of {sizes}; {versions})")  # fmt: skip
 
 
 if __name__ == "__main__":
