@@ -23,34 +23,32 @@ import json
 import sqlite3
 import sys
 import time
-from datetime import datetime, timezone
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from _query_dataset import BIG_TRACE_ID, BIG_TRACE_SPANS, TraceRecord, big_trace_start, traces
+from openinference.semconv.trace import SpanAttributes
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
-
-import sqlalchemy as sa
-from openinference.semconv.trace import SpanAttributes
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from phoenix.db import models
 from phoenix.db.bulk_inserter import BulkInserter
-from phoenix.db.helpers import random_project_gradient
-from phoenix.db.insertion.helpers import should_calculate_span_cost
 from phoenix.db.engines import _dumps as phoenix_json_dumps
 from phoenix.db.engines import create_engine
 from phoenix.db.facilitator import Facilitator
+from phoenix.db.helpers import random_project_gradient
+from phoenix.db.insertion.helpers import should_calculate_span_cost
 from phoenix.server.cost_tracking.span_cost_calculator import SpanCostCalculator
 from phoenix.server.daemons.generative_model_store import GenerativeModelStore
 from phoenix.server.types import DbSessionFactory
-from phoenix.trace.otel import decode_otlp_span
 from phoenix.trace.attributes import get_attribute_value
+from phoenix.trace.otel import decode_otlp_span
 from phoenix.trace.schemas import Span, SpanKind, SpanStatusCode
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 KINDS = {"GENERATION": "LLM", "TOOL": "TOOL", "RETRIEVER": "RETRIEVER"}
 
@@ -294,13 +292,13 @@ class RowWriter:
             rows = [self._span_row(span, trace["id"]) for span in members]
             self._accumulate(rows)
             span_rows.extend(rows)
-            for span, row in zip(members, rows):
+            for span, row in zip(members, rows, strict=True):
                 if should_calculate_span_cost(span.attributes) and (
                     cost := self.calculator.calculate_cost(span.start_time, span.attributes)
                 ):
                     cost_id = self._id(models.SpanCost)
-                    cost_rows.append({**_columns_of(cost, models.SpanCost), "id": cost_id,
-                                      "span_rowid": row["id"], "trace_rowid": trace["id"]})  # fmt: skip
+                    ids = {"id": cost_id, "span_rowid": row["id"], "trace_rowid": trace["id"]}
+                    cost_rows.append({**_columns_of(cost, models.SpanCost), **ids})
                     for detail in cost.span_cost_details:
                         detail_rows.append({**_columns_of(detail, models.SpanCostDetail),
                                             "id": self._id(models.SpanCostDetail),
@@ -333,9 +331,10 @@ class RowWriter:
     def _span_row(self, span: Span, trace_rowid: int) -> dict[str, Any]:
         prompt = completion = None
         if span.span_kind is SpanKind.LLM:
-            prompt = _int(get_attribute_value(span.attributes, SpanAttributes.LLM_TOKEN_COUNT_PROMPT))
+            attributes = span.attributes
+            prompt = _int(get_attribute_value(attributes, SpanAttributes.LLM_TOKEN_COUNT_PROMPT))
             completion = _int(
-                get_attribute_value(span.attributes, SpanAttributes.LLM_TOKEN_COUNT_COMPLETION)
+                get_attribute_value(attributes, SpanAttributes.LLM_TOKEN_COUNT_COMPLETION)
             )
         return {
             "id": self._id(models.Span), "span_id": span.context.span_id,
@@ -360,7 +359,7 @@ class RowWriter:
         for row in rows:
             parent = by_span.get(row["parent_id"])
             while parent is not None:
-                for key, value in zip(keys, own[row["span_id"]]):
+                for key, value in zip(keys, own[row["span_id"]], strict=True):
                     parent[key] += value
                 parent = by_span.get(parent["parent_id"])
 
@@ -433,7 +432,8 @@ def compare(reference: Path, fast: Path) -> list[str]:
             query = f"SELECT {columns} FROM {table} ORDER BY id"
             rows_a, rows_b = _rows(a, query), _rows(b, query)
             if rows_a != rows_b:
-                first = next((x, y) for x, y in zip(rows_a + [None], rows_b + [None]) if x != y)
+                pairs = zip([*rows_a, None], [*rows_b, None], strict=False)
+                first = next((x, y) for x, y in pairs if x != y)
                 differ.append(f"{table}: {len(rows_a)} vs {len(rows_b)} rows, first diff {first}")
             else:
                 print(f"  {table}: {len(rows_a)} rows identical", file=sys.stderr)
