@@ -295,7 +295,7 @@ def main() -> None:
         )  # fmt: skip
         print(_line("phoenix", results["phoenix"]))
         ours, theirs = results["traceyard"]["durable_per_s"], results["phoenix"]["durable_per_s"]
-        ratio = f"{ours / theirs:.1f}x" if theirs > 0 else "- (phoenix stored nothing in the window)"
+        ratio = f"{ours / theirs:.1f}x" if theirs > 0 else "- (phoenix stored nothing then)"
         print(f"traceyard / phoenix, durable spans/s at steady state: {ratio}")
         print(f"load average: {load_before:.1f} before, {load_mid:.1f} between, "
               f"{os.getloadavg()[0]:.1f} after ({os.cpu_count()} cores)")  # fmt: skip
