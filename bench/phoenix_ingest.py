@@ -237,7 +237,11 @@ def bench_phoenix(
         expected = sum(n for _, n in report["accepted"])
         poller.wait_until_idle(expected, idle_s=20, limit_s=drain)
         samples = poller.stop()
-    return summarize(report, samples, 0, start, warmup, window)
+    result = summarize(report, samples, 0, start, warmup, window)
+    # What Phoenix says at shutdown about spans it accepted and had not written.
+    log = (work / "phoenix.log").read_text(errors="replace").splitlines()
+    result["shutdown"] = [line.strip()[:300] for line in log if "pending" in line]
+    return result
 
 
 # ------------------------------------------------------------------------------ main
@@ -294,6 +298,8 @@ def main() -> None:
             args.seconds, args.drain,
         )  # fmt: skip
         print(_line("phoenix", results["phoenix"]))
+        for line in results["phoenix"]["shutdown"]:
+            print(f"  phoenix log at stop: {line}")
         ours, theirs = results["traceyard"]["durable_per_s"], results["phoenix"]["durable_per_s"]
         ratio = f"{ours / theirs:.1f}x" if theirs > 0 else "- (phoenix stored nothing then)"
         print(f"traceyard / phoenix, durable spans/s at steady state: {ratio}")
