@@ -170,6 +170,16 @@ class PhoenixUi:
         data = self.post(self.queries["TracesTableQuery"], variables)
         return len(data["node"]["rootSpans"]["edges"])
 
+    def minimal_list(self) -> int:
+        """Not a UI query: the first 50 root spans' ids and names only, newest first, to
+        tell the list query itself from the fields the UI asks for on each row."""
+        query = (
+            "query($id: ID!) { node(id: $id) { ... on Project { spans(first: 50, "
+            'sort: {col: startTime, dir: desc}, filterCondition: "parent_span is None") '
+            "{ edges { node { id name } } } } } }"
+        )
+        return len(self.post(query, {"id": self.projects["main"]})["node"]["spans"]["edges"])
+
     def trace_detail(self, trace_id: str) -> int:
         variables = {"id": self.projects["main"], "traceId": trace_id}
         data = self.post(self.queries["TraceDetailsQuery"], variables)
@@ -196,6 +206,7 @@ def measure_phoenix(
                 out[case.label] = time_calls(list_case, reps, 1, budget_s)
                 print(f"  phoenix {case.label}: {out[case.label]}", file=sys.stderr, flush=True)
         out["detail"] = time_calls(lambda: ui.trace_detail(BIG_TRACE_ID), reps, 1, budget_s)
+        out["minimal"] = time_calls(ui.minimal_list, reps, 1, budget_s)
         out["rss_mb"] = rss_mb(server.process.pid)
         out["load_after"] = os.getloadavg()[0]
         return out
@@ -228,6 +239,7 @@ def report(ours: dict[str, Any], theirs: dict[str, Any], now: datetime) -> None:
           f" {'p50 ratio':>9}")  # fmt: skip
     rows = [("baseline (health)", "baseline")] + [(c.label, c.label) for c in cases(now)]
     rows.append(("detail, 1,000 spans", "detail"))
+    rows.append(("list, ids+names only", "minimal"))
     for label, key in rows:
         mine, peer = ours.get(key), theirs.get(key)
         ratio = f"{peer[0] / mine[0]:8.1f}x" if mine and peer else "       -"
