@@ -11,21 +11,18 @@ Figures printed (same run, same machine, same bodies):
 * ``writer ceiling``: the same spans translated in-process and put straight on the queue
   (no HTTP): the most the pipeline behind the route could do.
 * ``traceyard``: spans/s accepted (2xx) and spans/s durable (every row committed), lost.
-* ``phoenix`` (if ``arize-phoenix`` is installed in ``--phoenix-venv``): the same load on its
-  ``/v1/traces``, durable = rows in its SQLite ``spans`` table.
 
-Run: ``uv run python bench/otlp_ingest.py`` (``--spans 40000`` by default).
+Run: ``uv run python bench/otlp_ingest.py`` (``--spans 40000`` by default). Phoenix beside us
+at steady state: bench/phoenix_ingest.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import socket
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -295,90 +292,12 @@ def bench_traceyard(
     return report
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def bench_phoenix(
-    venv: Path, bodies_path: Path, work_dir: Path, connections: int, warmup: int
-) -> dict[str, Any]:
-    import httpx
-
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PHOENIX_WORKING_DIR": str(work_dir),
-        "PHOENIX_HOST": "127.0.0.1",
-        "PHOENIX_PORT": str(port),
-        "PHOENIX_GRPC_PORT": str(_free_port()),
-        "PHOENIX_TELEMETRY_ENABLED": "false",
-    }
-    log = (work_dir / "phoenix.log").open("w")
-    server = subprocess.Popen(
-        [str(venv / "bin" / "phoenix"), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 600  # Phoenix takes a while to start on a busy machine
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code < 500:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                tail = (work_dir / "phoenix.log").read_text()[-2000:]
-                raise RuntimeError(f"phoenix did not start:\n{tail}")
-            time.sleep(0.5)
-        report = run_client(f"http://127.0.0.1:{port}/v1/traces", bodies_path, connections, warmup)
-        database = next(work_dir.glob("*.db"))
-        stored, durable_at = _wait_for_rows(database, report["total_spans"])
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-    report.update(
-        stored=stored,
-        lost=report["total_spans"] - stored,
-        accepted_per_s=report["timed_spans"] / (report["finished"] - report["started"]),
-        durable_per_s=report["timed_spans"] / (durable_at - report["started"]),
-    )
-    return report
-
-
-def _wait_for_rows(database: Path, expected: int, idle_s: float = 20) -> tuple[int, float]:
-    """Poll Phoenix's spans table until it holds everything or stops growing for idle_s."""
-    last, last_change = -1, time.time()
-    while True:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as conn:
-            try:
-                count = conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0]
-            except sqlite3.OperationalError:
-                count = 0
-        now = time.time()
-        if count != last:
-            last, last_change = count, now
-        if count >= expected or now - last_change > idle_s:
-            return count, last_change
-        time.sleep(0.2)
-
-
-# ------------------------------------------------------------------------------ main
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=40_000)
     parser.add_argument("--request-spans", type=int, default=500)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=4, help="requests sent before timing")
-    parser.add_argument("--phoenix-venv", type=Path, default=Path("/tmp/phoenix-venv"))
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--bodies", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -407,22 +326,6 @@ def main() -> None:
             f"lost {ours['lost']}, 429 retries {ours['retries']}, failed requests "
             f"{ours['failed']} {ours['failures'] or ''}"
         )
-        phoenix = args.phoenix_venv / "bin" / "phoenix"
-        if phoenix.exists():
-            (work / "phoenix").mkdir()
-            theirs = bench_phoenix(
-                args.phoenix_venv, bodies_path, work / "phoenix", args.connections, args.warmup
-            )
-            print(
-                f"phoenix /v1/traces: {theirs['accepted_per_s']:,.0f} spans/s accepted, "
-                f"{theirs['durable_per_s']:,.0f} spans/s durable, lost {theirs['lost']}, "
-                f"retries {theirs['retries']}, failed requests {theirs['failed']} "
-                f"{theirs['failures'] or ''}"
-            )
-            ratio = ours["durable_per_s"] / theirs["durable_per_s"]
-            print(f"traceyard / phoenix (durable): {ratio:.1f}x")
-        else:
-            print(f"phoenix: not measured ({phoenix} not found; see bench/README.md)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
