@@ -9,59 +9,25 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from _peer_venv import peer_python
 
 PHOENIX_VERSION = "20.26.1"
 BENCH_DIR = Path(__file__).resolve().parent
 VENV_DIR = BENCH_DIR.parent / ".cache" / "phoenix-venv"
 
 
-def _venv_python(venv: Path) -> Path:
-    return venv / "bin" / "python"
-
-
-def installed_version(venv: Path) -> str | None:
-    python = _venv_python(venv)
-    if not python.exists():
-        return None
-    probe = subprocess.run(
-        [str(python), "-c", "import importlib.metadata as m; print(m.version('arize-phoenix'))"],
-        capture_output=True,
-        text=True,
-    )
-    return probe.stdout.strip() if probe.returncode == 0 else None
-
-
-def _uv(*args: str) -> None:
-    uv = shutil.which("uv")
-    if uv is None:
-        sys.exit("uv is needed to build the Phoenix venv: https://docs.astral.sh/uv/")
-    done = subprocess.run([uv, *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"uv {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-
-
 def ensure_venv(venv: Path = VENV_DIR) -> Path:
     """The venv's python with arize-phoenix installed (created on first use, reused after)."""
-    if installed_version(venv) == PHOENIX_VERSION:
-        return _venv_python(venv)
-    # Phoenix 20 needs Python >= 3.10; the same interpreter as ours where it is new enough.
-    interpreter = sys.executable if sys.version_info >= (3, 11) else "3.11"
-    print(f"creating {venv} with arize-phoenix=={PHOENIX_VERSION} ...", flush=True)
-    _uv("venv", "--clear", "--python", interpreter, str(venv))
-    _uv("pip", "install", "--python", str(_venv_python(venv)), f"arize-phoenix=={PHOENIX_VERSION}")
-    if (version := installed_version(venv)) != PHOENIX_VERSION:
-        sys.exit(f"arize-phoenix {PHOENIX_VERSION} not importable in {venv} (got {version})")
-    return _venv_python(venv)
+    probe = "import importlib.metadata as m; print(m.version('arize-phoenix'))"
+    return peer_python(venv, f"arize-phoenix=={PHOENIX_VERSION}", PHOENIX_VERSION, probe)
 
 
 def venv_env() -> dict[str, str]:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _peer_venv import peer_python
 from langchain_fullspeed import measure, run_async, run_sync
 from rich.console import Console
 from rich.table import Table
@@ -40,45 +40,12 @@ RUNNERS: dict[str, Callable[..., dict[str, float]]] = {"sync": run_sync, "async"
 Result = dict[str, Any]
 
 
-def _venv_python() -> Path:
-    return VENV_DIR / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
-
-
-def _installed_version(python: Path) -> str | None:
-    if not python.exists():
-        return None
-    probe = subprocess.run(
-        [str(python), "-c", "import tracesage, langchain_core; print(tracesage.__version__)"],
-        capture_output=True,
-        text=True,
-    )
-    return probe.stdout.strip() if probe.returncode == 0 else None
-
-
-def _uv(*args: str) -> None:
-    uv = shutil.which("uv")
-    if uv is None:
-        sys.exit("uv is needed to build the tracesage venv: https://docs.astral.sh/uv/")
-    done = subprocess.run([uv, *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(f"uv {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-
-
 def ensure_tracesage_venv() -> Path:
-    """The venv's python, with tracesage installed (created on first use, reused after)."""
-    python = _venv_python()
-    if _installed_version(python) == TRACESAGE_VERSION:
-        return python
-    # The same interpreter as ours, so the two measurements differ by the tracer and its
-    # langchain-core only. tracesage needs Python >= 3.11: uv finds (or fetches) one if we're older.
-    interpreter = sys.executable if sys.version_info >= (3, 11) else "3.11"
-    print(f"creating {VENV_DIR} with {TRACESAGE_SPEC} ...", flush=True)
-    _uv("venv", "--clear", "--python", interpreter, str(VENV_DIR))
-    _uv("pip", "install", "--python", str(python), TRACESAGE_SPEC)
-    version = _installed_version(python)
-    if version != TRACESAGE_VERSION:
-        sys.exit(f"tracesage {TRACESAGE_VERSION} not importable in {VENV_DIR} (got {version})")
-    return python
+    """The venv's python, with tracesage installed (created on first use, reused after): the
+    same interpreter as ours, so the two measurements differ by the tracer and its
+    langchain-core only."""
+    probe = "import tracesage, langchain_core; print(tracesage.__version__)"
+    return peer_python(VENV_DIR, TRACESAGE_SPEC, TRACESAGE_VERSION, probe)
 
 
 def run_peer(python: Path, mode: str, seconds: float) -> Result:
