@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from traceyard.model import ns_to_datetime
-from traceyard.store.base import TimeseriesPoint
+from traceyard.store.base import TimeseriesPoint, TimeseriesQuery
 
 HOUR_NS = 3600 * 1_000_000_000
 
@@ -192,6 +192,23 @@ def points(
             )
         )
     return result
+
+
+def timeseries(
+    query: TimeseriesQuery,
+    by_hours: Callable[[TimeseriesQuery], list[TimeseriesPoint] | None],
+    from_traces: Callable[[TimeseriesQuery], list[TimeseriesPoint]],
+) -> list[TimeseriesPoint]:
+    """The rollup's answer (``by_hours``) where it has one, else the traces' (``from_traces``):
+    grouped series, buckets off the hour and a rollup that disagrees go to the traces."""
+    if query.group_by is None:
+        try:
+            points = by_hours(query)
+        except RollupMismatchError:
+            points = None
+        if points is not None:
+            return points
+    return from_traces(query)
 
 
 class RollupMismatchError(Exception):

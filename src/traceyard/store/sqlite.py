@@ -681,14 +681,7 @@ class SQLiteStore:
         return Page[Score](data=[convert.score(r) for r in page], next_cursor=next_cursor)
 
     def timeseries(self, query: TimeseriesQuery) -> list[TimeseriesPoint]:
-        if query.group_by is None:
-            try:
-                points = self._timeseries_by_hours(query)
-            except _hours.RollupMismatchError:
-                points = None
-            if points is not None:
-                return points
-        return self._timeseries_from_traces(query)
+        return _hours.timeseries(query, self._timeseries_by_hours, self._timeseries_from_traces)
 
     def _timeseries_by_hours(self, query: TimeseriesQuery) -> list[TimeseriesPoint] | None:
         """From the hourly rollup (see :mod:`._hours`); None when the buckets' edges are too
