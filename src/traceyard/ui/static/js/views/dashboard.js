@@ -103,7 +103,9 @@ export function dashboardView(container, route) {
     const step = r.interval * 1000;
     const startMs = Math.floor((endMs - r.ms) / step) * step;
     const window = { start: new Date(startMs).toISOString(), end: new Date(endMs).toISOString() };
-    const wholeS = Math.ceil(r.ms / 1000);
+    // One bucket from the aligned start past the end: whole multiples of the interval, so the
+    // "whole range" series is a single point per group (and still starts on the hour).
+    const wholeS = Math.ceil((endMs - startMs) / step) * r.interval;
     try {
       const [series, total, grouped, groupedTotal, names, users, slow] = await Promise.all([
         api("metrics/timeseries", { ...window, interval_s: r.interval }),
