@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 import traceyard
+from traceyard._internal import guard
 from traceyard.errors import ConfigError
 from traceyard.model import Event, TraceStatus
+from traceyard.store._rows import RowBatch
 from traceyard.store.base import TraceQuery
 from traceyard.store.sqlite import DB_FILENAME, SQLiteStore
 
@@ -26,17 +28,17 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 class GatedStore(SQLiteStore):
-    """The real SQLite store, whose writes wait until the test opens the gate."""
+    """The real SQLite store, whose transactions wait until the test opens the gate."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self.gate = threading.Event()
         self.entered = threading.Event()
 
-    def write(self, events: Sequence[Event]) -> None:
+    def commit(self, batch: RowBatch) -> None:
         self.entered.set()
         self.gate.wait(30)
-        super().write(events)
+        super().commit(batch)
 
 
 def _settings(data_dir: Path, **overrides: object) -> traceyard.Settings:
@@ -80,6 +82,72 @@ def test_full_queue_drops_counts_and_marks_traces_incomplete(data_dir: Path) -> 
     assert TraceStatus.INCOMPLETE in statuses  # a trace that lost events says so
     assert all(t.status in (TraceStatus.OK, TraceStatus.INCOMPLETE) for t in traces)
     check.close()
+
+
+class CountingStore(GatedStore):
+    """A gated store that also says when it has prepared a second batch."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.prepared = 0
+        self.second_prepared = threading.Event()
+
+    def prepare(self, events: Sequence[Event]) -> RowBatch:
+        batch = super().prepare(events)
+        self.prepared += 1
+        if self.prepared == 2:
+            self.second_prepared.set()
+        return batch
+
+
+def test_the_next_batch_is_prepared_while_one_commits(data_dir: Path) -> None:
+    store = CountingStore(data_dir / DB_FILENAME)
+    tracer = traceyard.Tracer(_settings(data_dir, worker_batch_size=4), store_factory=lambda: store)
+    with tracer.span("first"):  # 3 events: one batch, whose commit waits at the gate
+        pass
+    assert store.entered.wait(10)
+    for i in range(4):
+        with tracer.span(f"s{i}"):
+            pass
+    # the commit thread is still held, and the prepare thread went on to the next batch
+    assert store.second_prepared.wait(10)
+    assert tracer.stats().events_processed == 0
+    store.gate.set()
+    assert tracer.stop(10) == 0
+    assert tracer.stats().events_processed == 15
+    assert _count(data_dir, "observations") == 5
+
+
+class FailingPrepareStore(SQLiteStore):
+    """Preparing a batch that holds a span named "poison" fails, as a bug of ours would."""
+
+    def prepare(self, events: Sequence[Event]) -> RowBatch:
+        if any(e.fields.get("name") == "poison" for e in events):
+            raise RuntimeError("bug while preparing")
+        return super().prepare(events)
+
+
+def test_a_batch_that_cannot_be_prepared_is_counted_lost(data_dir: Path) -> None:
+    store = FailingPrepareStore(data_dir / DB_FILENAME)
+    tracer = traceyard.Tracer(_settings(data_dir), store_factory=lambda: store)
+    with tracer.span("before"):
+        pass
+    assert tracer.flush(10) == 0
+    with tracer.span("poison"):
+        pass
+    assert tracer.flush(10) == 3  # its trace, start and end events
+    with tracer.span("after"):
+        pass
+    assert tracer.stop(10) == 0
+    stats = tracer.stats()
+    assert (stats.events_processed, stats.events_dropped) == (6, 3)
+    assert stats.last_error == "RuntimeError: bug while preparing"
+    assert [type(e) for e in guard.recorded] == [RuntimeError]  # reported, never raised
+    guard.recorded.clear()
+    check = SQLiteStore(data_dir / DB_FILENAME)
+    names = {t.name for t in check.list_traces(TraceQuery(limit=10)).data}
+    check.close()
+    assert names == {"before", "after"}
 
 
 def test_sampling_keeps_whole_traces(data_dir: Path) -> None:

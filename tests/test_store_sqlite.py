@@ -4,6 +4,7 @@ previous release's schema), trigger-kept counts, and space given back after a pr
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from store_contract import at, obs
 from traceyard.errors import StoreError
 from traceyard.model import Level, ns_to_datetime
 from traceyard.store import sqlite as sqlite_store
+from traceyard.store import sqlite_checkpoint
 from traceyard.store.base import TimeseriesQuery, TraceQuery, TraceSort
 from traceyard.store.sqlite import SQLiteStore, split_statements
 from traceyard.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
@@ -190,3 +192,33 @@ def test_prompt_filter_gives_the_same_traces_either_way(
         ]
     finally:
         store.close()
+
+
+def test_checkpoints_run_off_the_commit_path_and_the_wal_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_checkpoint, "RESTART_FRAMES", 64)  # 256 KiB
+    monkeypatch.setattr(sqlite_checkpoint, "MIN_INTERVAL_S", 0.0)
+    store = SQLiteStore(tmp_path / "t.db", blob_threshold_bytes=100)
+    rng = random.Random(3)
+    written = 0
+    batches = 0
+    while (store._checkpointer.restarts < 2 or written < 4_000_000) and batches < 2000:
+        text = "".join(rng.choices("abcdefghijklmnopqrstuvwxyz ", k=20_000))
+        store.write(
+            [obs(f"o{batches}", f"t{batches}", name="n", start_time=at(batches), input=text)]
+        )
+        written += len(text)
+        batches += 1
+    assert store._checkpointer.restarts >= 2
+    # the connection that commits never checkpoints: the checkpointer thread does
+    assert store._conn().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    # the WAL was restarted and reused, not grown by everything written through it
+    assert (tmp_path / "t.db-wal").stat().st_size < written / 2, store._checkpointer.restarts
+    assert store.counts().observations == batches
+    last = store.get_observation(f"o{batches - 1}")
+    assert last is not None and isinstance(last.input, str) and len(last.input) == 20_000
+    store.close()
+    conn = sqlite3.connect(tmp_path / "t.db")
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()

@@ -65,6 +65,8 @@ class TracerStats(BaseModel):
     runs_throttled: int
     last_write_latency_ms: float | None
     p99_write_latency_ms: float | None
+    #: preparing a batch (merging, JSON, compression) before its transaction
+    p99_prepare_latency_ms: float | None = None
     queue_depth: int
     queue_max: int
     batches_written: int
@@ -423,6 +425,7 @@ class Tracer:
             runs_throttled=self.runs_throttled,
             last_write_latency_ms=latencies[-1] if latencies else None,
             p99_write_latency_ms=writer.p99_latency_ms() if writer else None,
+            p99_prepare_latency_ms=writer.p99_prepare_latency_ms() if writer else None,
             queue_depth=len(self._queue),
             queue_max=self._queue.maxsize,
             batches_written=writer.batches_written if writer else 0,

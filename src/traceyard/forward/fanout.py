@@ -13,7 +13,7 @@ from typing import Any
 
 from traceyard.forward.forwarder import Forwarder
 from traceyard.model import Event
-from traceyard.pipeline.sink import Sink
+from traceyard.pipeline.sink import Sink, StagedSink
 
 #: Seconds the targets together get to send what is queued when the tracer stops.
 DEFAULT_CLOSE_TIMEOUT_S = 5.0
@@ -31,12 +31,25 @@ class FanoutSink:
         """``owns_primary``: close it with this sink (False for the tracer's own store, which
         the tracer closes itself)."""
         self.primary = primary
+        self._primary_staged = isinstance(primary, StagedSink)
         self.forwarders = list(forwarders)
         self.owns_primary = owns_primary
         self.close_timeout_s = close_timeout_s
 
     def write(self, events: Sequence[Event]) -> None:
-        if self.primary is not None:
+        self.commit(self.prepare(events))
+
+    def prepare(self, events: Sequence[Event]) -> tuple[Sequence[Event], Any]:
+        """The events (for the targets) and what the primary prepared of them."""
+        if self._primary_staged:
+            return events, self.primary.prepare(events)  # type: ignore[union-attr]
+        return events, events
+
+    def commit(self, prepared: tuple[Sequence[Event], Any]) -> None:
+        events, primary_prepared = prepared
+        if self._primary_staged:
+            self.primary.commit(primary_prepared)  # type: ignore[union-attr]
+        elif self.primary is not None:
             self.primary.write(events)
         for forwarder in self.forwarders:
             forwarder.offer(events)

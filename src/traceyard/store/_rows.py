@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from traceyard._internal.compress import compress, decompress
+from traceyard._internal.compress import compress_many, decompress
 from traceyard._internal.serialize import dumps
 from traceyard.cost.pricing import PriceTable
 from traceyard.model import Entity, Event, merge_fields
@@ -106,7 +106,7 @@ class RowBatch:
     traces: list[tuple[Any, ...]] = field(default_factory=list)
     observations: list[tuple[Any, ...]] = field(default_factory=list)
     scores: list[tuple[Any, ...]] = field(default_factory=list)
-    #: (owner id, field, compressed JSON) for payloads above the blob threshold
+    #: (owner id, field, zstd-compressed JSON) for payloads above the blob threshold
     payloads: list[tuple[str, str, bytes]] = field(default_factory=list)
     #: every trace an event touched, with the project to create it under if it is new
     trace_projects: dict[str, str] = field(default_factory=dict)
@@ -136,6 +136,12 @@ class RowBuilder:
                 batch.traces.append(self._trace_row(event, batch))
             else:
                 batch.scores.append(_score_row(event))
+        if batch.payloads:  # uncompressed so far: all of them in one call
+            compressed = compress_many([data for _, _, data in batch.payloads])
+            batch.payloads = [
+                (owner, name, data)
+                for (owner, name, _), data in zip(batch.payloads, compressed, strict=True)
+            ]
         return batch
 
     def _payload(
@@ -147,7 +153,7 @@ class RowBuilder:
         text = dumps(fields[key])
         if len(text) <= self.blob_threshold_bytes:
             return text, None
-        batch.payloads.append((owner, name, compress(text.encode())))
+        batch.payloads.append((owner, name, text.encode()))  # compressed by build()
         return None, 1
 
     def _remember_model(self, observation_id: str, model: str) -> None:

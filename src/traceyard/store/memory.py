@@ -152,9 +152,16 @@ class MemoryStore:
     # ------------------------------------------------------------------ writes
 
     def write(self, events: Sequence[Event]) -> None:
-        if not events:
+        if events:
+            self.commit(self.prepare(events))
+
+    def prepare(self, events: Sequence[Event]) -> list[tuple[Event, dict[str, Any]]]:
+        """Each event with a detached, JSON-compatible copy of its fields."""
+        return [(e, _copy_fields(e.fields)) for e in events]
+
+    def commit(self, copied: list[tuple[Event, dict[str, Any]]]) -> None:
+        if not copied:
             return
-        copied = [(e, _copy_fields(e.fields)) for e in events]
         with self._lock:
             self._check()
             touched: dict[str, None] = {}

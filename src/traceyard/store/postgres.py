@@ -598,9 +598,15 @@ class PostgresStore:
     # ------------------------------------------------------------------ writes
 
     def write(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
-        batch = self._rows.build(events)
+        if events:
+            self.commit(self.prepare(events))
+
+    def prepare(self, events: Sequence[Event]) -> RowBatch:
+        """The rows of a batch (merged, serialised, compressed, priced): no database work."""
+        return self._rows.build(events)
+
+    def commit(self, batch: RowBatch) -> None:
+        """Write prepared rows in one transaction."""
         with self._write_lock:
             self._check_open()
             self._ensure_ready()

@@ -78,6 +78,7 @@ from traceyard.store.base import (
     decode_cursor,
     encode_cursor,
 )
+from traceyard.store.sqlite_checkpoint import Checkpointer
 from traceyard.store.sqlite_schema import LATENCY_BIN, MIGRATIONS, SCHEMA_VERSION
 
 DB_FILENAME = "traceyard.db"
@@ -110,6 +111,8 @@ _PRAGMAS = (
     # batches touch (random ids spread them over the indexes) is copied back once, not once
     # per checkpoint. bench/writer_drift.py: +15-40% events/s from 30,000 to 120,000 traces.
     # The WAL file may stay that large while the store is open; closing it removes the file.
+    # (The connection that commits the writer's batches checkpoints nothing itself: its
+    # checkpoints run on a thread of their own, see sqlite_checkpoint.py.)
     "PRAGMA wal_autocheckpoint=16384",
 )
 
@@ -407,6 +410,7 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._closed = False
         self._generation = 0  # bumped by before_fork(): thread-local connections reopen
+        self._checkpointer = Checkpointer(self.path)
         self._migrate()
 
     @classmethod
@@ -477,6 +481,7 @@ class SQLiteStore:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
+        self._checkpointer.close()
         with self._lock:
             if self._closed:
                 return
@@ -488,11 +493,21 @@ class SQLiteStore:
     # ------------------------------------------------------------------ writes
 
     def write(self, events: Sequence[Event]) -> None:
-        if not events:
-            return
-        batch = self._rows.build(events)
-        with self._transaction() as conn:
+        if events:
+            self.commit(self.prepare(events))
+
+    def prepare(self, events: Sequence[Event]) -> RowBatch:
+        """The rows of a batch (merged, serialised, compressed, priced): no database work."""
+        return self._rows.build(events)
+
+    def commit(self, batch: RowBatch) -> None:
+        """Write prepared rows in one transaction; the WAL is checkpointed off this path."""
+        with self._checkpointer.gate(), self._transaction() as conn:
+            if getattr(self._local, "checkpoints_apart", None) is not conn:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+                self._local.checkpoints_apart = conn
             self._apply(conn, batch)
+        self._checkpointer.committed()
 
     def _apply(self, conn: sqlite3.Connection, batch: RowBatch) -> None:
         _ENSURE_TRACES.run(conn, list(batch.trace_projects.items()))
