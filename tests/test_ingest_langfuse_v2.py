@@ -81,7 +81,8 @@ deadline = time.time() + 20
 while True:
     try:
         fetched = lf.fetch_trace(trace.id).data
-        if len(fetched.observations) >= 7:
+        # Scores travel in their own batch, so they may land a moment after the tree.
+        if len(fetched.observations) >= 7 and len(fetched.scores) >= 3:
             break
     except Exception:
         pass

@@ -141,6 +141,25 @@ _TOKEN_BUCKETS = frozenset(
 # (prompt inclusive, completion inclusive), most plausible first.
 _COMBINATIONS = ((True, True), (False, False), (False, True), (True, False))
 
+# Every alias of every figure -> (figure, priority within the figure).
+_FIGURE_ALIASES = {
+    key: (figure, rank)
+    for figure, keys in (
+        ("prompt", _PROMPT_KEYS),
+        ("completion", _COMPLETION_KEYS),
+        ("total", _TOTAL_KEYS),
+        ("cache_read", _CACHE_READ_KEYS),
+        ("cache_write", _CACHE_WRITE_KEYS),
+        ("reasoning", _REASONING_KEYS),
+        ("input_audio", _INPUT_AUDIO_KEYS),
+        ("output_audio", _OUTPUT_AUDIO_KEYS),
+    )
+    for rank, key in enumerate(keys)
+}
+_ABSENT: tuple[int, str | None, Number | None] = (0, None, None)
+# Values that are neither mappings nor lists: straight to _as_number.
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+
 
 def normalize_usage(raw: Mapping[str, Any] | None) -> dict[str, int | float]:
     """Map any client's usage report onto disjoint buckets.
@@ -190,16 +209,17 @@ def normalize_usage(raw: Mapping[str, Any] | None) -> dict[str, int | float]:
     if not flat:
         return {}
 
-    anthropic_cache = any(key in flat for key in _ANTHROPIC_CACHE_KEYS)
-    prompt_key, prompt = _take(flat, _PROMPT_KEYS)
-    completion_key, completion = _take(flat, _COMPLETION_KEYS)
-    _, total = _take(flat, _TOTAL_KEYS)
-    cache_read = _take(flat, _CACHE_READ_KEYS)[1] or 0
-    cache_write = _take(flat, _CACHE_WRITE_KEYS)[1] or 0
-    reasoning = _take(flat, _REASONING_KEYS)[1] or 0
+    anthropic_cache = not flat.keys().isdisjoint(_ANTHROPIC_CACHE_KEYS)
     gemini_output_audio = flat.get(_GEMINI_OUTPUT_AUDIO)
-    input_audio = _take(flat, _INPUT_AUDIO_KEYS)[1] or 0
-    output_audio = _take(flat, _OUTPUT_AUDIO_KEYS)[1] or 0
+    figures, flat = _take_figures(flat)
+    _, prompt_key, prompt = figures.get("prompt", _ABSENT)
+    _, completion_key, completion = figures.get("completion", _ABSENT)
+    total = figures.get("total", _ABSENT)[2]
+    cache_read = figures.get("cache_read", _ABSENT)[2] or 0
+    cache_write = figures.get("cache_write", _ABSENT)[2] or 0
+    reasoning = figures.get("reasoning", _ABSENT)[2] or 0
+    input_audio = figures.get("input_audio", _ABSENT)[2] or 0
+    output_audio = figures.get("output_audio", _ABSENT)[2] or 0
 
     # Gemini quirks: tool-use prompt tokens are billed as input but reported
     # beside the prompt; cached audio is counted in both cache and audio
@@ -302,19 +322,33 @@ def _put_positive(result: dict[str, Number], key: str, value: Number) -> None:
         result[key] = value
 
 
-def _take(flat: dict[str, Number], keys: Iterable[str]) -> tuple[str | None, Number | None]:
-    """Pop every alias of one figure and return the highest-priority one present."""
-    found_key: str | None = None
-    found: Number | None = None
-    for key in keys:
-        value = flat.pop(key, None)
-        if value is not None and found is None:
-            found_key, found = key, value
-    return found_key, found
+def _take_figures(
+    flat: dict[str, Number],
+) -> tuple[dict[str, tuple[int, str | None, Number | None]], dict[str, Number]]:
+    """Each figure's highest-priority alias present (figure -> (priority, key, value)), and
+    the keys that are no alias, in their order. The other aliases of a figure are consumed,
+    not re-counted. One lookup per reported key, rather than one per known alias."""
+    found: dict[str, tuple[int, str | None, Number | None]] = {}
+    rest: dict[str, Number] = {}
+    for key, value in flat.items():
+        alias = _FIGURE_ALIASES.get(key)
+        if alias is None:
+            rest[key] = value
+            continue
+        figure, rank = alias
+        best = found.get(figure)
+        if best is None or rank < best[0]:
+            found[figure] = (rank, key, value)
+    return found, rest
 
 
 def _flatten(raw: Mapping[Any, Any], prefix: str, out: dict[str, Number], depth: int) -> None:
     for key, value in raw.items():
+        if type(value) in _SCALARS:  # the usual case: no need to probe for a mapping
+            number = _as_number(value)
+            if number is not None:
+                out.setdefault(_leaf_name(prefix, key), number)
+            continue
         name = prefix + _canonical_key(key)
         nested = _as_mapping(value)
         if nested is not None:
@@ -348,6 +382,12 @@ def _canonical_key(key: object) -> str:
     return _CAMEL_BOUNDARY.sub("_", str(key).strip()).lower()
 
 
+@lru_cache(maxsize=1024)
+def _leaf_name(prefix: str, key: object) -> str:
+    """The flattened name of a number: the same few keys on every call, so cached."""
+    return _strip_prefix(prefix + _canonical_key(key))
+
+
 def _strip_prefix(name: str) -> str:
     for prefix in _ATTRIBUTE_PREFIXES:
         if name.startswith(prefix):
@@ -357,6 +397,8 @@ def _strip_prefix(name: str) -> str:
 
 def _as_mapping(value: object) -> Mapping[Any, Any] | None:
     """Accept plain mappings and pydantic-style SDK objects (``model_dump``)."""
+    if isinstance(value, dict):  # the usual case, without the ABC check
+        return value
     if isinstance(value, Mapping):
         return value
     dump = getattr(value, "model_dump", None)

@@ -13,6 +13,7 @@ see only what the user set (langfuse#5583 is the complaint this avoids).
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,9 +175,14 @@ _GEN_AI_INPUT_EVENTS = frozenset(
 
 
 def map_span(span: OtelSpan) -> MappedSpan:
-    """Translate one span. Pure: reads ``span``, returns new dicts, never raises on odd data."""
+    """Translate one span. Pure: reads ``span``, returns new dicts, never raises on odd data.
+
+    Each rule runs only when the span carries its keys: this runs for every span of every
+    request, and most spans carry a handful of the keys the rules know.
+    """
     fam = _Families.sort(span.attributes)
     lf = fam.langfuse
+    plain = fam.plain
     scope = span.scope
     decode_meta = json_or_raw if scope.json_metadata else maybe_json
 
@@ -186,122 +192,128 @@ def map_span(span: OtelSpan) -> MappedSpan:
         "True",
     )
     lf.pop("langfuse.internal.is_app_root", None)
+    lfo = _LangfuseObservation.pop_from(lf) if lf else _NO_LANGFUSE
 
-    obs: dict[str, Any] = {
-        "parent_id": None if is_root else span.parent_span_id,
-        "name": span.name or "span",
-        "start_time": span.start_ns,
-        "end_time": span.end_ns,
-    }
+    # Keys are added in a fixed order, and only when they have a value.
+    obs: dict[str, Any] = {} if is_root else {"parent_id": span.parent_span_id}
+    obs["name"] = span.name or "span"
+    obs["start_time"] = span.start_ns
+    if span.end_ns is not None:
+        obs["end_time"] = span.end_ns
 
     # --- model, usage, cost, parameters (needed before the type fallback)
-    model = as_str(lf.pop("langfuse.observation.model.name", None))
-    if not fam.plain.keys().isdisjoint(_MODEL_KEYS):
+    model = lfo.model
+    if not plain.keys().isdisjoint(_MODEL_KEYS):
         for key in _MODEL_KEYS:
-            value = fam.plain.pop(key, None)
+            value = plain.pop(key, None)
             if model is None and isinstance(value, str) and value:
                 model = value
-    obs["model"] = model
+    if model is not None:
+        obs["model"] = model
 
-    usage_raw = maybe_json(lf.pop("langfuse.observation.usage_details", None))
+    usage_raw = lfo.usage_details
     if not isinstance(usage_raw, dict) or not usage_raw:
         usage_raw = fam.gen_ai_usage or fam.llm_token_count or None
     usage = normalize_usage(usage_raw) if usage_raw else {}
     if usage:
         obs["usage"] = usage
 
-    cost = normalize_cost(maybe_json(lf.pop("langfuse.observation.cost_details", None)))
-    if not cost:
+    cost = lfo.cost
+    if not cost and (fam.gen_ai_usage_cost is not None or fam.llm_cost):
         cost = _gen_ai_or_openinference_cost(fam)
     if cost:
         obs["cost"] = cost
 
     params: dict[str, Any] = {}
-    invocation = maybe_json(fam.plain.pop("llm.invocation_parameters", None))
-    if isinstance(invocation, dict):
-        params.update(invocation)
+    invocation = plain.pop("llm.invocation_parameters", None)
+    if invocation is not None:
+        invocation = maybe_json(invocation)
+        if isinstance(invocation, dict):
+            params.update(invocation)
     params.update(fam.gen_ai_request)
-    langfuse_params = maybe_json(lf.pop("langfuse.observation.model.parameters", None))
-    if isinstance(langfuse_params, dict):
-        params.update(langfuse_params)
+    if isinstance(lfo.model_parameters, dict):
+        params.update(lfo.model_parameters)
     if params:
         obs["model_parameters"] = params
 
     # --- type
-    obs_type = _observation_type(lf, fam, model is not None or bool(usage))
-    obs["type"] = obs_type
+    obs["type"] = _observation_type(lfo.type, plain, model is not None or bool(usage))
 
     # --- level and status
-    level = parse_level(lf.pop("langfuse.observation.level", None))
-    exception = _exception_summary(span.events) if span.events else None
+    level = lfo.level
     if level is None and span.status_code == STATUS_ERROR:
         level = Level.ERROR
     if level is not None:
         obs["level"] = level
-    status_message = as_str(lf.pop("langfuse.observation.status_message", None))
-    obs["status_message"] = status_message or span.status_message or exception
+    status_message = lfo.status_message or span.status_message or None
+    if status_message is None and span.events:
+        status_message = _exception_summary(span.events)
+    if status_message is not None:
+        obs["status_message"] = status_message
 
     # --- input / output: the SDK sends a str unchanged and anything else JSON-encoded, so
     # (like the Langfuse server) we decode whatever parses as JSON.
-    lf_input = lf.pop("langfuse.observation.input", None)
-    lf_output = lf.pop("langfuse.observation.output", None)
-    obs["input"] = (
-        json_or_raw(lf_input) if lf_input is not None else _input_from_conventions(fam, span)
+    obs_input = (
+        json_or_raw(lfo.input) if lfo.input is not None else _input_from_conventions(fam, span)
     )
-    obs["output"] = (
-        json_or_raw(lf_output) if lf_output is not None else _output_from_conventions(fam, span)
+    if obs_input is not None:
+        obs["input"] = obs_input
+    obs_output = (
+        json_or_raw(lfo.output) if lfo.output is not None else _output_from_conventions(fam, span)
     )
+    if obs_output is not None:
+        obs["output"] = obs_output
 
     # --- timing and prompt link
-    completion_start = parse_time_ns(lf.pop("langfuse.observation.completion_start_time", None))
-    ttfc = fam.plain.pop("gen_ai.response.time_to_first_chunk", None)
+    completion_start = lfo.completion_start_time
+    ttfc = plain.pop("gen_ai.response.time_to_first_chunk", None)
     if completion_start is None and isinstance(ttfc, (int, float)) and ttfc >= 0:
         completion_start = span.start_ns + int(ttfc * 1e9)
-    obs["completion_start_time"] = completion_start
-    prompt_name = as_str(lf.pop("langfuse.observation.prompt.name", None)) or as_str(
-        lf.pop("langfuse.prompt.name", None)
-    )
-    prompt_version = as_int(lf.pop("langfuse.observation.prompt.version", None))
-    if prompt_version is None:
-        prompt_version = as_int(lf.pop("langfuse.prompt.version", None))
-    if prompt_name:
-        obs["prompt_name"] = prompt_name
-        obs["prompt_version"] = prompt_version
+    if completion_start is not None:
+        obs["completion_start_time"] = completion_start
+    if lfo.prompt_name:
+        obs["prompt_name"] = lfo.prompt_name
+        if lfo.prompt_version is not None:
+            obs["prompt_version"] = lfo.prompt_version
 
     # --- metadata: the user's, then ours apart under "otel"
     metadata: dict[str, Any] = {}
-    for key, value in fam.observation_metadata.items():
-        metadata[key] = decode_meta(value)
-    whole = lf.pop("langfuse.observation.metadata", None)
-    if whole is None:
-        whole = lf.pop("langfuse.metadata", None)
+    if fam.observation_metadata:
+        for key, value in fam.observation_metadata.items():
+            metadata[key] = decode_meta(value)
+    whole = lfo.metadata
     if whole is not None:
         decoded = json_or_raw(whole) if scope.json_metadata else maybe_json(whole)
         if isinstance(decoded, dict):
             metadata.update(decoded)
         else:
             metadata["metadata"] = decoded
-    oi_metadata = maybe_json(fam.plain.pop("metadata", None))
-    if isinstance(oi_metadata, dict):
-        metadata.update(oi_metadata)
-    elif oi_metadata is not None:
-        metadata["metadata"] = oi_metadata
+    oi_metadata = plain.pop("metadata", None)
+    if oi_metadata is not None:
+        oi_metadata = maybe_json(oi_metadata)
+        if isinstance(oi_metadata, dict):
+            metadata.update(oi_metadata)
+        else:
+            metadata["metadata"] = oi_metadata
 
     # --- trace-level attributes
     trace, has_trace_updates = _trace_fields(span, fam, metadata, decode_meta)
     if is_root:
         implied: dict[str, Any] = {"name": span.name or None}
-        if obs["input"] is not None:
-            implied["input"] = obs["input"]
-        if obs["output"] is not None:
-            implied["output"] = obs["output"]
+        if obs_input is not None:
+            implied["input"] = obs_input
+        if obs_output is not None:
+            implied["output"] = obs_output
         if isinstance(oi_metadata, dict):
             implied["metadata"] = dict(oi_metadata)
     else:
         implied = {}
 
     otel: dict[str, Any] = {}
-    leftovers = fam.leftovers()
+    # What no rule consumed (langfuse.* keys we do not map included); ``plain`` is ours.
+    leftovers = plain
+    if lf:
+        leftovers.update(lf)
     if leftovers:
         otel["attributes"] = leftovers
     if span.resource:
@@ -322,25 +334,71 @@ def map_span(span: OtelSpan) -> MappedSpan:
     metadata["otel"] = otel
     obs["metadata"] = metadata
 
-    return MappedSpan(
-        {key: value for key, value in obs.items() if value is not None},
-        trace,
-        implied,
-        is_root,
-        has_trace_updates,
-    )
+    return MappedSpan(obs, trace, implied, is_root, has_trace_updates)
 
 
-def _observation_type(lf: dict[str, Any], fam: _Families, has_model: bool) -> ObservationType:
-    declared = lf.pop("langfuse.observation.type", None)
+@dataclass(slots=True)
+class _LangfuseObservation:
+    """The ``langfuse.observation.*`` attributes (and their older spellings), read first
+    because they win over every convention. Most spans carry none: see ``_NO_LANGFUSE``."""
+
+    model: str | None = None
+    usage_details: Any = None
+    cost: dict[str, float] | None = None
+    model_parameters: Any = None
+    type: Any = None
+    level: Level | None = None
+    status_message: str | None = None
+    input: Any = None
+    output: Any = None
+    completion_start_time: int | None = None
+    prompt_name: str | None = None
+    prompt_version: int | None = None
+    metadata: Any = None
+
+    @classmethod
+    def pop_from(cls, lf: dict[str, Any]) -> _LangfuseObservation:
+        prompt_name = as_str(lf.pop("langfuse.observation.prompt.name", None)) or as_str(
+            lf.pop("langfuse.prompt.name", None)
+        )
+        prompt_version = as_int(lf.pop("langfuse.observation.prompt.version", None))
+        if prompt_version is None:
+            prompt_version = as_int(lf.pop("langfuse.prompt.version", None))
+        metadata = lf.pop("langfuse.observation.metadata", None)
+        if metadata is None:
+            metadata = lf.pop("langfuse.metadata", None)
+        return cls(
+            model=as_str(lf.pop("langfuse.observation.model.name", None)),
+            usage_details=maybe_json(lf.pop("langfuse.observation.usage_details", None)),
+            cost=normalize_cost(maybe_json(lf.pop("langfuse.observation.cost_details", None))),
+            model_parameters=maybe_json(lf.pop("langfuse.observation.model.parameters", None)),
+            type=lf.pop("langfuse.observation.type", None),
+            level=parse_level(lf.pop("langfuse.observation.level", None)),
+            status_message=as_str(lf.pop("langfuse.observation.status_message", None)),
+            input=lf.pop("langfuse.observation.input", None),
+            output=lf.pop("langfuse.observation.output", None),
+            completion_start_time=parse_time_ns(
+                lf.pop("langfuse.observation.completion_start_time", None)
+            ),
+            prompt_name=prompt_name,
+            prompt_version=prompt_version,
+            metadata=metadata,
+        )
+
+
+#: Shared by every span without Langfuse attributes; never modified.
+_NO_LANGFUSE = _LangfuseObservation()
+
+
+def _observation_type(declared: Any, plain: dict[str, Any], has_model: bool) -> ObservationType:
     if isinstance(declared, str) and declared.lower() in _OBSERVATION_TYPES:
         return _OBSERVATION_TYPES[declared.lower()]
-    oi_kind = fam.plain.pop("openinference.span.kind", None)
+    oi_kind = plain.pop("openinference.span.kind", None)
     if isinstance(oi_kind, str) and oi_kind.upper() in _OPENINFERENCE_KINDS:
         return _OPENINFERENCE_KINDS[oi_kind.upper()]
-    operation = fam.plain.get("gen_ai.operation.name")
+    operation = plain.get("gen_ai.operation.name")
     if isinstance(operation, str) and operation in _GEN_AI_OPERATIONS:
-        fam.plain.pop("gen_ai.operation.name")
+        plain.pop("gen_ai.operation.name")
         return _GEN_AI_OPERATIONS[operation]
     return ObservationType.GENERATION if has_model else ObservationType.SPAN
 
@@ -381,7 +439,7 @@ def _input_from_conventions(fam: _Families, span: OtelSpan) -> Any:
     legacy_prompt = plain.pop("gen_ai.prompt", None)
     if messages is None and legacy_prompt is not None:
         messages = maybe_json(legacy_prompt)
-    if messages is None:
+    if messages is None and span.events:
         messages = _messages_from_events(span.events, _GEN_AI_INPUT_EVENTS, "gen_ai.prompt")
     if system is not None:
         head = {"role": "system", "parts" if isinstance(system, list) else "content": system}
@@ -390,13 +448,12 @@ def _input_from_conventions(fam: _Families, span: OtelSpan) -> Any:
     if messages is None and tool_args is not None:
         messages = maybe_json(tool_args)
 
-    oi_messages = _unflatten(fam.llm_input_messages, "llm.input_messages.")
     oi_value = plain.pop("input.value", None)
     mime = plain.pop("input.mime_type", None)
     if messages is not None:
         return messages
-    if oi_messages is not None:
-        return oi_messages
+    if fam.llm_input_messages:
+        return _unflatten(fam.llm_input_messages, "llm.input_messages.")
     if oi_value is not None:
         return _oi_value(oi_value, mime)
     return _framework_value(plain, 0)
@@ -417,19 +474,18 @@ def _output_from_conventions(fam: _Families, span: OtelSpan) -> Any:
     legacy_completion = plain.pop("gen_ai.completion", None)
     if messages is None and legacy_completion is not None:
         messages = maybe_json(legacy_completion)
-    if messages is None:
+    if messages is None and span.events:
         messages = _messages_from_events(span.events, {"gen_ai.choice"}, "gen_ai.completion")
     tool_result = plain.pop("gen_ai.tool.call.result", None)
     if messages is None and tool_result is not None:
         messages = maybe_json(tool_result)
 
-    oi_messages = _unflatten(fam.llm_output_messages, "llm.output_messages.")
     oi_value = plain.pop("output.value", None)
     mime = plain.pop("output.mime_type", None)
     if messages is not None:
         return messages
-    if oi_messages is not None:
-        return oi_messages
+    if fam.llm_output_messages:
+        return _unflatten(fam.llm_output_messages, "llm.output_messages.")
     if oi_value is not None:
         return _oi_value(oi_value, mime)
     return _framework_value(plain, 1)
@@ -497,15 +553,22 @@ def _trace_fields(
     trace = _stated_trace_fields(fam, obs_metadata, decode_meta) if could_state else {}
     has_trace_updates = bool(trace)
 
+    release = version = environment = None
+    if lf:
+        release = as_str(lf.pop("langfuse.release", None))
+        version = as_str(lf.pop("langfuse.version", None))
+        environment = lf.pop("langfuse.environment", None)
     resource = span.resource
-    release = as_str(lf.pop("langfuse.release", None)) or as_str(resource.get("langfuse.release"))
-    version = as_str(lf.pop("langfuse.version", None)) or as_str(resource.get("service.version"))
-    environment = normalize_environment(
-        lf.pop("langfuse.environment", None)
-        or resource.get("langfuse.environment")
-        or resource.get("deployment.environment.name")
-        or resource.get("deployment.environment")
-    )
+    if resource:
+        release = release or as_str(resource.get("langfuse.release"))
+        version = version or as_str(resource.get("service.version"))
+        environment = (
+            environment
+            or resource.get("langfuse.environment")
+            or resource.get("deployment.environment.name")
+            or resource.get("deployment.environment")
+        )
+    environment = normalize_environment(environment)
     if release:
         trace["release"] = release
     if version:
@@ -576,76 +639,118 @@ def _stated_trace_fields(
 # ------------------------------------------------------------------------------ families
 
 
-@dataclass(slots=True)
 class _Families:
-    """A span's attributes sorted by the rules that read them, in one pass."""
+    """A span's attributes sorted by the rules that read them, in one pass.
 
-    langfuse: dict[str, Any] = field(default_factory=dict)
-    observation_metadata: dict[str, Any] = field(default_factory=dict)
-    trace_metadata: dict[str, Any] = field(default_factory=dict)
-    gen_ai_usage: dict[str, Any] = field(default_factory=dict)
-    gen_ai_usage_cost: Any = None
-    gen_ai_request: dict[str, Any] = field(default_factory=dict)
-    gen_ai_prompt: dict[str, Any] = field(default_factory=dict)
-    gen_ai_completion: dict[str, Any] = field(default_factory=dict)
-    llm_token_count: dict[str, Any] = field(default_factory=dict)
-    llm_cost: dict[str, Any] = field(default_factory=dict)
-    llm_input_messages: dict[str, Any] = field(default_factory=dict)
-    llm_output_messages: dict[str, Any] = field(default_factory=dict)
-    plain: dict[str, Any] = field(default_factory=dict)
+    ``plain`` and ``langfuse`` are the span's own dicts: the rules pop what they consume and
+    the rest is kept as leftovers. The other families are only read; a span has few of them,
+    so an absent one is the shared empty ``_NO_ATTRIBUTES`` rather than a new dict.
+    """
+
+    __slots__ = (
+        "gen_ai_completion",
+        "gen_ai_prompt",
+        "gen_ai_request",
+        "gen_ai_usage",
+        "gen_ai_usage_cost",
+        "langfuse",
+        "llm_cost",
+        "llm_input_messages",
+        "llm_output_messages",
+        "llm_token_count",
+        "observation_metadata",
+        "plain",
+        "trace_metadata",
+    )
+
+    def __init__(self) -> None:
+        self.plain: dict[str, Any] = {}
+        self.langfuse: dict[str, Any] = {}
+        self.observation_metadata: Mapping[str, Any] = _NO_ATTRIBUTES
+        self.trace_metadata: Mapping[str, Any] = _NO_ATTRIBUTES
+        self.gen_ai_usage: Mapping[str, Any] = _NO_ATTRIBUTES
+        self.gen_ai_usage_cost: Any = None
+        self.gen_ai_request: Mapping[str, Any] = _NO_ATTRIBUTES
+        self.gen_ai_prompt: Mapping[str, Any] = _NO_ATTRIBUTES
+        self.gen_ai_completion: Mapping[str, Any] = _NO_ATTRIBUTES
+        self.llm_token_count: Mapping[str, Any] = _NO_ATTRIBUTES
+        self.llm_cost: Mapping[str, Any] = _NO_ATTRIBUTES
+        self.llm_input_messages: Mapping[str, Any] = _NO_ATTRIBUTES
+        self.llm_output_messages: Mapping[str, Any] = _NO_ATTRIBUTES
 
     @classmethod
     def sort(cls, attributes: dict[str, Any]) -> _Families:
         fam = cls()
         plain = fam.plain
+        langfuse = fam.langfuse
         for key, value in attributes.items():
-            if key.startswith("langfuse."):
-                if key.startswith("langfuse.observation.metadata."):
-                    fam.observation_metadata[key[30:]] = value
-                elif key.startswith("langfuse.trace.metadata."):
-                    fam.trace_metadata[key[24:]] = value
-                else:
-                    fam.langfuse[key] = value
-            elif key.startswith("gen_ai."):
-                if key.startswith("gen_ai.usage."):
-                    if key == "gen_ai.usage.cost":
-                        fam.gen_ai_usage_cost = value
-                    else:
-                        fam.gen_ai_usage[key] = value
-                elif key.startswith("gen_ai.request."):
-                    if key == "gen_ai.request.model":
-                        plain[key] = value
-                    else:
-                        fam.gen_ai_request[key[15:]] = value
-                elif key.startswith("gen_ai.prompt.") and key[14:15].isdigit():
-                    fam.gen_ai_prompt[key] = value
-                elif key.startswith("gen_ai.completion.") and key[18:19].isdigit():
-                    fam.gen_ai_completion[key] = value
-                else:
-                    plain[key] = value
-            elif key.startswith("llm."):
-                if key.startswith("llm.token_count."):
-                    fam.llm_token_count[key] = value
-                elif key.startswith("llm.cost."):
-                    fam.llm_cost[key] = value
-                elif key.startswith("llm.input_messages."):
-                    fam.llm_input_messages[key] = value
-                elif key.startswith("llm.output_messages."):
-                    fam.llm_output_messages[key] = value
-                else:
-                    plain[key] = value
-            else:
+            family, name = _KEY_FAMILIES.get(key) or _family_of(key)
+            if family == "plain":
                 plain[key] = value
+            elif family == "langfuse":
+                langfuse[key] = value
+            elif family == "gen_ai_usage_cost":
+                fam.gen_ai_usage_cost = value
+            else:
+                group = getattr(fam, family)
+                if group is _NO_ATTRIBUTES:  # the span's first key of this family
+                    group = {}
+                    setattr(fam, family, group)
+                group[name] = value
         return fam
 
-    def leftovers(self) -> dict[str, Any]:
-        """Attributes no rule consumed (langfuse.* ones we do not map included)."""
-        rest = dict(self.plain)
-        rest.update(self.langfuse)
-        return rest
+
+#: The value of every family a span has no attribute of: shared, so never written to (the
+#: families are typed read-only; a MappingProxyType would make every read slower).
+_NO_ATTRIBUTES: Mapping[str, Any] = {}
 
 
-def _unflatten(flat: dict[str, Any], prefix: str) -> list[Any] | None:
+#: ``_family_of``'s answers: a process sends the same few dozen keys on every span, so a
+#: dict lookup replaces the prefix tests (bounded: keys are the client's to choose).
+_KEY_FAMILIES: dict[str, tuple[str, str]] = {}
+_MAX_KNOWN_KEYS = 4096
+
+
+def _family_of(key: str) -> tuple[str, str]:
+    """The ``_Families`` slot an attribute key goes to, and the key it is stored under."""
+    if len(_KEY_FAMILIES) >= _MAX_KNOWN_KEYS:
+        _KEY_FAMILIES.clear()
+    family = _KEY_FAMILIES[key] = _classify(key)
+    return family
+
+
+def _classify(key: str) -> tuple[str, str]:
+    if key.startswith("langfuse."):
+        if key.startswith("langfuse.observation.metadata."):
+            return "observation_metadata", key[30:]
+        if key.startswith("langfuse.trace.metadata."):
+            return "trace_metadata", key[24:]
+        return "langfuse", key
+    if key.startswith("gen_ai."):
+        if key.startswith("gen_ai.usage."):
+            return ("gen_ai_usage_cost" if key == "gen_ai.usage.cost" else "gen_ai_usage"), key
+        if key.startswith("gen_ai.request."):
+            if key == "gen_ai.request.model":
+                return "plain", key
+            return "gen_ai_request", key[15:]
+        if key.startswith("gen_ai.prompt.") and key[14:15].isdigit():
+            return "gen_ai_prompt", key
+        if key.startswith("gen_ai.completion.") and key[18:19].isdigit():
+            return "gen_ai_completion", key
+        return "plain", key
+    if key.startswith("llm."):
+        if key.startswith("llm.token_count."):
+            return "llm_token_count", key
+        if key.startswith("llm.cost."):
+            return "llm_cost", key
+        if key.startswith("llm.input_messages."):
+            return "llm_input_messages", key
+        if key.startswith("llm.output_messages."):
+            return "llm_output_messages", key
+    return "plain", key
+
+
+def _unflatten(flat: Mapping[str, Any], prefix: str) -> list[Any] | None:
     """``{"p.0.message.role": "user", "p.0.message.content": "hi"}`` -> ``[{role, content}]``."""
     if not flat:
         return None
