@@ -4,6 +4,12 @@ interleaved in the same run, sync and async.
 Prints the invoke time with and without the tracer, their ratio (target ≤ 1.15), the events
 emitted, dropped (target 0) and persisted by the end of stop() (target: all).
 
+Blocks of ``BLOCK_S`` seconds alternate untraced and traced; each block's figure is its mean
+invoke time, the result the median over blocks. A block must be long beside the writer's lag:
+the writer handles a batch tens of milliseconds after its events were emitted, and with short
+blocks (20 invokes, ~50 ms, this script's first version) that work fell into the next block,
+an untraced one half of the time, or into a few blocks that the median then left out.
+
     uv run python bench/langchain_fullspeed.py --seconds 60
 """
 
@@ -24,7 +30,7 @@ from _chain import build_chain
 import traceyard
 from traceyard.store.sqlite import DB_FILENAME
 
-BLOCK = 20  # invokes per block; blocks alternate traced / untraced
+BLOCK_S = 1.0  # seconds per block; blocks alternate untraced / traced
 
 
 def _median_block_ms(samples: list[float]) -> float:
@@ -39,11 +45,12 @@ def run_sync(chain: Any, tracer: traceyard.Tracer, seconds: float) -> dict[str, 
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         for cfg, samples in (({}, untraced), (config, traced)):
-            start = time.perf_counter()
-            for _ in range(BLOCK):
+            start, n = time.perf_counter(), 0
+            while (elapsed := time.perf_counter() - start) < BLOCK_S:
                 chain.invoke({"q": "What is the capital of France?"}, config=cfg)
-            samples.append((time.perf_counter() - start) / BLOCK)
-        invokes += BLOCK
+                n += 1
+            samples.append(elapsed / n)
+        invokes += n
     return {
         "traced_ms": _median_block_ms(traced),
         "untraced_ms": _median_block_ms(untraced),
@@ -61,11 +68,12 @@ def run_async(chain: Any, tracer: traceyard.Tracer, seconds: float) -> dict[str,
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
             for cfg, samples in (({}, untraced), (config, traced)):
-                start = time.perf_counter()
-                for _ in range(BLOCK):
+                start, n = time.perf_counter(), 0
+                while (elapsed := time.perf_counter() - start) < BLOCK_S:
                     await chain.ainvoke({"q": "What is the capital of France?"}, config=cfg)
-                samples.append((time.perf_counter() - start) / BLOCK)
-            invokes += BLOCK
+                    n += 1
+                samples.append(elapsed / n)
+            invokes += n
         return {
             "traced_ms": _median_block_ms(traced),
             "untraced_ms": _median_block_ms(untraced),

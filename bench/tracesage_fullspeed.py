@@ -32,7 +32,7 @@ import tracesage  # type: ignore[import-not-found, unused-ignore]
 from _chain import build_chain
 from tracesage import TraceSage, TraceSageConfig
 
-BLOCK = 20  # invokes per block; blocks alternate traced / untraced (as langchain_fullspeed.py)
+BLOCK_S = 1.0  # seconds per block; blocks alternate untraced / traced (as langchain_fullspeed.py)
 QUESTION = {"q": "What is the capital of France?"}
 # Their async stop() has no timeout of its own (5 s queue drain, then the whole rest of the
 # queue as one batch); bound it so the benchmark always ends, and report when the bound is hit.
@@ -74,11 +74,12 @@ def run_sync(chain: Any, handler: Any, seconds: float) -> dict[str, float]:
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         for cfg, samples in (({}, untraced), (config, traced)):
-            start = time.perf_counter()
-            for _ in range(BLOCK):
+            start, n = time.perf_counter(), 0
+            while (elapsed := time.perf_counter() - start) < BLOCK_S:
                 chain.invoke(QUESTION, config=cfg)
-            samples.append((time.perf_counter() - start) / BLOCK)
-        invokes += BLOCK
+                n += 1
+            samples.append(elapsed / n)
+        invokes += n
     return _timing(traced, untraced, invokes)
 
 
@@ -90,11 +91,12 @@ async def run_async(chain: Any, handler: Any, seconds: float) -> dict[str, float
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         for cfg, samples in (({}, untraced), (config, traced)):
-            start = time.perf_counter()
-            for _ in range(BLOCK):
+            start, n = time.perf_counter(), 0
+            while (elapsed := time.perf_counter() - start) < BLOCK_S:
                 await chain.ainvoke(QUESTION, config=cfg)
-            samples.append((time.perf_counter() - start) / BLOCK)
-        invokes += BLOCK
+                n += 1
+            samples.append(elapsed / n)
+        invokes += n
     return _timing(traced, untraced, invokes)
 
 

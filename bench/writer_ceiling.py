@@ -1,18 +1,25 @@
 """Writer ceiling: LangChain-shaped events offered as fast as the writer takes them.
 
 Each observation is a start and an end event (as the LangChain handler emits them), 20% with
-a 20 KB input; traces of 10 observations. A producer thread offers events for ``--seconds``
-(backing off only while the queue is over 90% full, so nothing is dropped); the figure is
-events made durable per second. In the same run, the raw limit: plain ``sqlite3``
-``executemany`` of the same final rows (inputs inline, uncompressed) into the same schema, in
-batches of the same size, and our ratio to it.
+a 20 KB input; traces of 10 observations. A producer thread offers events for ``--seconds``,
+backing off only while ``--backlog`` events wait in the queue (default: 4 batches, so the
+writer never waits for work and nothing is dropped); the figure is events made durable per
+second. In the same run, the raw limit: plain ``sqlite3`` ``executemany`` of the same final
+rows (inputs inline, uncompressed) into the same schema, in batches of the same size, and our
+ratio to it.
 
-    uv run python bench/writer_ceiling.py --seconds 30
+Python's full garbage collection (generation 2) walks every object in the process, the
+queued events included, and holds the GIL meanwhile: the run prints its pauses beside the
+batch latencies. ``--backlog 90000`` keeps the queue 90% full instead, and shows what a
+deep backlog costs in those pauses (bench/README.md).
+
+    uv run python bench/writer_ceiling.py --seconds 30 [--backlog 90000] [--dir /dev/shm]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import sqlite3
 import tempfile
@@ -69,12 +76,46 @@ class Workload:
         return events
 
 
-def run_pipeline(seconds: float, where: str | None) -> tuple[float, Any, int]:
+class GcPauses:
+    """Wall time of each full (generation 2) collection while installed."""
+
+    def __init__(self) -> None:
+        self.pauses_ms: list[float] = []
+        self._started = 0.0
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses_ms.append((time.perf_counter() - self._started) * 1000)
+
+    def summary(self) -> str:
+        pauses = sorted(self.pauses_ms)
+        if not pauses:
+            return "no full GC"
+        return (
+            f"{len(pauses)} full GCs, median {pauses[len(pauses) // 2]:.1f} ms, "
+            f"max {pauses[-1]:.1f} ms, {sum(pauses) / 1000:.1f} s in all"
+        )
+
+
+def run_pipeline(
+    seconds: float, where: str | None, backlog: int | None = None
+) -> tuple[float, Any, int]:
     workload = Workload()
     with tempfile.TemporaryDirectory(dir=where) as tmp:
         tracer = traceyard.Tracer.create(data_dir=tmp, start_server=False)
         queue = tracer._queue
-        limit = int(queue.maxsize * 0.9)
+        limit = min(backlog or 4 * queue.batch_size, int(queue.maxsize * 0.9))
         stop = threading.Event()
         offered = 0
 
@@ -174,17 +215,26 @@ def main() -> None:
         help="where the databases go (default: the system temp dir); "
         "/dev/shm takes the disk out of the measurement",
     )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=None,
+        help="events kept waiting in the queue (default: 4 batches; at most 90%% of it)",
+    )
     args = parser.parse_args()
     print(f"databases in {args.dir or tempfile.gettempdir()}")
-    ours, stats, offered = run_pipeline(args.seconds, args.dir)
+    with GcPauses() as gc_pauses:
+        ours, stats, offered = run_pipeline(args.seconds, args.dir, args.backlog)
     raw = run_raw(min(args.seconds, 15.0), traceyard.Settings().worker_batch_size, args.dir)
     print(
         f"pipeline: {ours:,.0f} events/s durable (target >= 50,000), "
         f"p99 batch write {stats.p99_write_latency_ms:.1f} ms (target <= 50; preparing "
         f"the batch before it, p99 {stats.p99_prepare_latency_ms:.1f} ms), "
-        f"{stats.batches_written} batches, dropped {stats.events_dropped}, "
+        f"{stats.batches_written} batches of <= {traceyard.Settings().worker_batch_size}, "
+        f"dropped {stats.events_dropped}, "
         f"offered {offered:,} all stored"
     )
+    print(f"garbage collection during it: {gc_pauses.summary()}")
     print(f"raw sqlite3 executemany of the same rows: {raw:,.0f} events/s")
     print(f"ratio: {ours / raw:.2f} (target >= 0.5)")
 

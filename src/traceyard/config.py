@@ -46,7 +46,7 @@ class Settings(BaseSettings):
         100_000, ge=1, description="Events waiting for the writer; beyond it they are dropped."
     )
     worker_batch_size: int = Field(
-        2_000, ge=1, description="The writer commits when this many events are waiting..."
+        500, ge=1, description="The writer commits when this many events are waiting..."
     )
     worker_batch_timeout: float = Field(
         0.2, gt=0, le=60, description="...or when the oldest has waited this many seconds."
