@@ -225,12 +225,12 @@ def main() -> None:
     print(f"databases in {args.dir or tempfile.gettempdir()}")
     with GcPauses() as gc_pauses:
         ours, stats, offered = run_pipeline(args.seconds, args.dir, args.backlog)
-    raw = run_raw(min(args.seconds, 15.0), traceyard.Settings().worker_batch_size, args.dir)
+    raw = run_raw(min(args.seconds, 15.0), traceyard.Settings().batch_size, args.dir)
     print(
         f"pipeline: {ours:,.0f} events/s durable (target >= 50,000), "
         f"p99 batch write {stats.p99_write_latency_ms:.1f} ms (target <= 50; preparing "
         f"the batch before it, p99 {stats.p99_prepare_latency_ms:.1f} ms), "
-        f"{stats.batches_written} batches of <= {traceyard.Settings().worker_batch_size}, "
+        f"{stats.batches_written} batches of <= {traceyard.Settings().batch_size}, "
         f"dropped {stats.events_dropped}, "
         f"offered {offered:,} all stored"
     )

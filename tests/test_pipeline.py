@@ -18,6 +18,7 @@ import pytest
 
 import traceyard
 from traceyard._internal import guard
+from traceyard.config import load_settings
 from traceyard.errors import ConfigError
 from traceyard.model import Event, TraceStatus
 from traceyard.store._rows import RowBatch
@@ -263,6 +264,18 @@ def test_config_precedence_and_errors(monkeypatch: pytest.MonkeyPatch, data_dir:
         traceyard.Tracer.create(data_dir=data_dir, sample_rate=3)
     with pytest.raises(ConfigError, match="auth_token"):
         traceyard.Tracer.create(data_dir=data_dir, auth_token="short")
+
+
+def test_batch_size_suits_where_batches_go(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+    """Unset, the batch is short into SQLite and long where each one costs round trips."""
+    assert load_settings(data_dir=data_dir).batch_size == 500
+    assert load_settings(database_url="postgresql://x@h/db").batch_size == 2_000
+    assert load_settings(endpoint="http://central:7842").batch_size == 2_000
+    monkeypatch.setenv("TRACEYARD_WORKER_BATCH_SIZE", "64")
+    assert load_settings(database_url="postgresql://x@h/db").batch_size == 64
+    tracer = traceyard.Tracer.create(data_dir=data_dir, start_server=False)
+    assert tracer._queue.batch_size == 64
+    tracer.stop()
 
 
 def _run_python(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -95,7 +95,7 @@ class Tracer:
         self.store: Store | None = None  # the local store; None when not storing locally
         self._sink: Sink | None = None
         self._store_factory = store_factory
-        self._queue = EventQueue(settings.queue_maxsize, settings.worker_batch_size)
+        self._queue = EventQueue(settings.queue_maxsize, settings.batch_size)
         self._writer: Writer | None = None
         if self.enabled:
             self._start_pipeline()
@@ -118,7 +118,7 @@ class Tracer:
     def _start_pipeline(self, reuse_sink: bool = False) -> None:
         if not (reuse_sink and self._sink is not None):
             self.store, self._sink = open_sink(self.settings, self._store_factory)
-        self._queue = EventQueue(self.settings.queue_maxsize, self.settings.worker_batch_size)
+        self._queue = EventQueue(self.settings.queue_maxsize, self.settings.batch_size)
         self._writer = Writer(
             self._queue,
             self._sink,
