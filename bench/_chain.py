@@ -1,5 +1,6 @@
 """The benchmark chain: prompt → fake chat model → parser, in parallel with two tools, then a
-combine step — about 20 callbacks per invoke, like the issue describes."""
+combine step — about 20 callbacks per invoke, like the issue describes; and a sink that keeps
+the events a tracer writes, for the scripts that count what capture and writing cost."""
 
 from __future__ import annotations
 
@@ -47,3 +48,17 @@ def build_chain() -> Any:
         reverse=RunnableLambda(lambda d: reverse.invoke(d["q"])),
     )
     return parallel | RunnableLambda(lambda d: f"{d['answer']} | {d['shout']} | {d['reverse']}")
+
+
+class CapturingSink:
+    """A tracer's sink that keeps every event it is given (``Tracer(settings,
+    store_factory=lambda: sink)``): capture without a store."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def write(self, events: Any) -> None:
+        self.events.extend(events)
+
+    def close(self) -> None:
+        pass

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 WARMUP_INVOKES = 5
 MODES = ("none", "noop", "handler", "resolve")
@@ -32,7 +31,7 @@ MODES = ("none", "noop", "handler", "resolve")
 
 def workload(mode: str, invokes: int) -> None:
     """Warm up, then run the measured part of ``mode`` between two markers."""
-    from _chain import build_chain
+    from _chain import CapturingSink, build_chain
     from langchain_core.callbacks import BaseCallbackHandler
 
     import traceyard
@@ -42,14 +41,8 @@ def workload(mode: str, invokes: int) -> None:
     class NoOp(BaseCallbackHandler):
         run_inline = True
 
-    captured: list[Event] = []
-
-    class Capture:
-        def write(self, events: Any) -> None:
-            captured.extend(events)
-
-        def close(self) -> None:
-            pass
+    sink = CapturingSink()
+    captured: list[Event] = sink.events
 
     def resolve(events: list[Event]) -> None:
         for event in events:
@@ -66,7 +59,7 @@ def workload(mode: str, invokes: int) -> None:
         worker_batch_size=10**6,
         worker_batch_timeout=60,
     )
-    tracer = traceyard.Tracer(settings, store_factory=Capture)
+    tracer = traceyard.Tracer(settings, store_factory=lambda: sink)
     config = {"none": {}, "noop": {"callbacks": [NoOp()]}}.get(
         mode, {"callbacks": [tracer.handler]}
     )

@@ -50,7 +50,7 @@ def run_sync(chain: Any, tracer: traceyard.Tracer, seconds: float) -> dict[str, 
                 chain.invoke({"q": "What is the capital of France?"}, config=cfg)
                 n += 1
             samples.append(elapsed / n)
-        invokes += n
+        invokes += n  # the traced block's: it runs second
     return {
         "traced_ms": _median_block_ms(traced),
         "untraced_ms": _median_block_ms(untraced),
@@ -73,7 +73,7 @@ def run_async(chain: Any, tracer: traceyard.Tracer, seconds: float) -> dict[str,
                     await chain.ainvoke({"q": "What is the capital of France?"}, config=cfg)
                     n += 1
                 samples.append(elapsed / n)
-            invokes += n
+            invokes += n  # the traced block's: it runs second
         return {
             "traced_ms": _median_block_ms(traced),
             "untraced_ms": _median_block_ms(untraced),

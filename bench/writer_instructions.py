@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 BATCH_SIZES = (37, 61, 24, 90, 48, 13, 75)  # events per write: the writer's batches vary
 WARMUP_INVOKES = 5
@@ -28,25 +27,19 @@ WARMUP_INVOKES = 5
 
 def workload(invokes: int, write: bool) -> int:
     """Capture ``invokes`` traced invokes, then write them (or not); events written."""
-    from _chain import build_chain
+    from _chain import CapturingSink, build_chain
 
     import traceyard
     from traceyard.model import Event
     from traceyard.store.sqlite import SQLiteStore
 
-    captured: list[Event] = []
-
-    class Capture:
-        def write(self, events: Any) -> None:
-            captured.extend(events)
-
-        def close(self) -> None:
-            pass
+    sink = CapturingSink()
+    captured: list[Event] = sink.events
 
     chain = build_chain()
     data_dir = tempfile.mkdtemp(prefix="traceyard-instr-")
     settings = traceyard.Settings(data_dir=data_dir, start_server=False)
-    tracer = traceyard.Tracer(settings, store_factory=Capture)
+    tracer = traceyard.Tracer(settings, store_factory=lambda: sink)
     for _ in range(invokes + WARMUP_INVOKES):
         chain.invoke({"q": "x"}, config={"callbacks": [tracer.handler]})
     tracer.stop()

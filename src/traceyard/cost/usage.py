@@ -359,7 +359,7 @@ def _flatten(raw: Mapping[Any, Any], prefix: str, out: dict[str, Number], depth:
         else:
             number = _as_number(value)
             if number is not None:
-                out.setdefault(_strip_prefix(name), number)
+                out.setdefault(_leaf_name(prefix, key), number)
 
 
 def _flatten_modalities(items: Iterable[Any], name: str, out: dict[str, Number]) -> None:
