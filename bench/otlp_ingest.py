@@ -10,10 +10,14 @@ Figures printed (same run, same machine, same bodies):
 
 * ``writer ceiling``: the same spans translated in-process and put straight on the queue
   (no HTTP): the most the pipeline behind the route could do.
-* ``traceyard``: spans/s accepted (2xx) and spans/s durable (every row committed), lost.
+* ``traceyard``: spans/s accepted (2xx) and spans/s durable (every row committed), lost, for
+  the embedded server (``Tracer.create()``: one process, one writer) and for ``traceyard serve
+  --ingest-workers N`` (worker processes decode, translate and commit each request; the
+  server's process only reads bodies), with the ratio of the two.
 
-Run: ``uv run python bench/otlp_ingest.py`` (``--spans 40000`` by default). Phoenix beside us
-at steady state: bench/phoenix_ingest.py.
+Run: ``uv run python bench/otlp_ingest.py`` (``--spans 120000 --ingest-workers 2`` by default:
+long enough that the first seconds, SQLite's page cache filling, weigh little).
+Phoenix beside us at steady state: bench/phoenix_ingest.py.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -292,12 +298,71 @@ def bench_traceyard(
     return report
 
 
+def bench_serve(
+    bodies_path: Path, data_dir: Path, connections: int, warmup: int, workers: int
+) -> dict[str, Any]:
+    """``traceyard serve --ingest-workers N`` in a process of its own; durable = rows counted."""
+    import httpx
+
+    from traceyard.config import load_settings
+    from traceyard.store.factory import open_store
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "traceyard.cli", "serve", "-d", str(data_dir), "--port", "0",
+         "--ingest-workers", str(workers)],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stderr is not None
+        found = re.search(r"(http://127\.0\.0\.1:\d+)/", server.stderr.readline())
+        assert found, "traceyard serve printed no URL"
+        threading.Thread(target=server.stderr.read, daemon=True).start()  # never let it fill
+        base = found.group(1)
+        for _ in range(600):  # ready once its workers have started
+            try:
+                if httpx.get(base + "/api/public/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        report = run_client(base + "/v1/traces", bodies_path, connections, warmup)
+        store = open_store(load_settings(data_dir=data_dir))
+        try:
+            deadline = time.time() + 600
+            while (stored := store.counts().observations) < report["total_spans"]:
+                if time.time() > deadline:
+                    break
+                time.sleep(0.02)
+            durable_at = time.time()
+        finally:
+            store.close()
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(60)
+    report.update(
+        stored=stored,
+        lost=report["total_spans"] - stored,
+        accepted_per_s=report["timed_spans"] / (report["finished"] - report["started"]),
+        durable_per_s=report["timed_spans"] / (durable_at - report["started"]),
+    )
+    return report
+
+
+def _line(name: str, result: dict[str, Any]) -> str:
+    return (
+        f"{name}: {result['accepted_per_s']:,.0f} spans/s accepted, "
+        f"{result['durable_per_s']:,.0f} spans/s durable, lost {result['lost']}, "
+        f"429 retries {result['retries']}, failed requests {result['failed']} "
+        f"{result['failures'] or ''}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spans", type=int, default=40_000)
+    parser.add_argument("--spans", type=int, default=120_000)
     parser.add_argument("--request-spans", type=int, default=500)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=4, help="requests sent before timing")
+    parser.add_argument("--ingest-workers", type=int, default=2, help="for traceyard serve")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--bodies", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -320,11 +385,14 @@ def main() -> None:
         print(f"writer ceiling (in-process, no HTTP): {ceiling:,.0f} spans/s durable")
         ours = bench_traceyard(bodies_path, work / "traceyard", args.connections, args.warmup)
         print(
-            f"traceyard /v1/traces: {ours['accepted_per_s']:,.0f} spans/s accepted, "
-            f"{ours['durable_per_s']:,.0f} spans/s durable "
-            f"({ours['durable_per_s'] / ceiling:.0%} of the writer ceiling), "
-            f"lost {ours['lost']}, 429 retries {ours['retries']}, failed requests "
-            f"{ours['failed']} {ours['failures'] or ''}"
+            _line("traceyard embedded /v1/traces", ours)
+            + f" ({ours['durable_per_s'] / ceiling:.0%} of the writer ceiling)"
+        )
+        workers = args.ingest_workers
+        served = bench_serve(bodies_path, work / "serve", args.connections, args.warmup, workers)
+        print(
+            _line(f"traceyard serve --ingest-workers {workers}", served)
+            + f" ({served['durable_per_s'] / ours['durable_per_s']:.2f}x embedded, durable)"
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

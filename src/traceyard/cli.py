@@ -102,6 +102,13 @@ def serve(
         Optional[str],  # noqa: UP045
         typer.Option(help="Bearer token (≥ 32 chars) [env: TRACEYARD_AUTH_TOKEN]."),
     ] = None,
+    ingest_workers: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            help="Processes that decode, translate and write OTLP requests, for more than "
+            "one core's worth of spans/s [env: TRACEYARD_INGEST_WORKERS; default: 0]."
+        ),
+    ] = None,
 ) -> None:
     """Serve the UI and API for a data dir that apps write to at the same time."""
     from traceyard.capture.tracer import Tracer
@@ -113,6 +120,7 @@ def serve(
         host=host,
         port=port,
         auth_token=auth_token,
+        ingest_workers=ingest_workers,
     )
     from traceyard.server.auth import check_bind_safety
 

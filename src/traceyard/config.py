@@ -99,6 +99,13 @@ class Settings(BaseSettings):
     ingest_max_body_bytes: int = Field(
         3_500_000, ge=1024, description="Largest ingestion body, also after decompression."
     )
+    ingest_workers: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="traceyard serve: processes that decode, translate and write OTLP "
+        "requests, each in one transaction (0: the server's own process and writer).",
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list,
         description="Extra Host header values the server accepts without a token "

@@ -74,19 +74,26 @@ class IngestSink:
 
     def submit(self, events: Sequence[Event]) -> Admission:
         """Take all of ``events``, or none of them (queue full, store down, tracer stopped)."""
-        with self.stats._lock:
-            self.stats.requests += 1
+        self.count_request()
         if not events:
             return Admission(True, 0)
         if self.tracer is None:
             return self._write_directly(events)
         if self.tracer.stopped:
-            return self._refuse(len(events), "the server is shutting down")
+            return self.refuse(len(events), "the server is shutting down")
         if not self.tracer.submit(events):
-            return self._refuse(len(events), "the write queue is full")
-        with self.stats._lock:
-            self.stats.events_accepted += len(events)
+            return self.refuse(len(events), "the write queue is full")
+        self.count_written(len(events))
         return Admission(True, len(events))
+
+    def count_request(self) -> None:
+        with self.stats._lock:
+            self.stats.requests += 1
+
+    def count_written(self, count: int) -> None:
+        """``count`` events were taken (here, or committed by an ingest worker)."""
+        with self.stats._lock:
+            self.stats.events_accepted += count
 
     def count_invalid(self, count: int) -> None:
         if count:
@@ -98,12 +105,12 @@ class IngestSink:
             with self._write_lock:
                 self.store.write(events)
         except StoreError as exc:
-            return self._refuse(len(events), f"the store is unavailable: {exc}")
-        with self.stats._lock:
-            self.stats.events_accepted += len(events)
+            return self.refuse(len(events), f"the store is unavailable: {exc}")
+        self.count_written(len(events))
         return Admission(True, len(events))
 
-    def _refuse(self, count: int, reason: str) -> Admission:
+    def refuse(self, count: int, reason: str) -> Admission:
+        """A request (of ``count`` events, 0 if not known) refused for now: counted."""
         with self.stats._lock:
             self.stats.requests_refused_busy += 1
             self.stats.events_refused_busy += count

@@ -32,6 +32,7 @@ from traceyard.server import (
 )
 from traceyard.server.auth import AccessGuard
 from traceyard.server.errors import ErrorBody, install_error_handlers
+from traceyard.server.ingest_workers import IngestWorkers
 from traceyard.server.limits import BodyLimit
 from traceyard.server.live import StorePoller
 from traceyard.server.retention import retention_policy, run_retention
@@ -55,6 +56,9 @@ def create_app(state: ServerState, *, ui_dir: Path | None = UI_DIR) -> FastAPI:
             tasks.append(asyncio.create_task(state.poller.run()))
         if retention_policy(state) != (None, None):
             tasks.append(asyncio.create_task(run_retention(state)))
+        if state.poll_store and state.settings.ingest_workers:
+            state.ingest_workers = IngestWorkers(state.settings)
+            await asyncio.to_thread(state.ingest_workers.start)
         try:
             yield
         finally:
@@ -64,6 +68,8 @@ def create_app(state: ServerState, *, ui_dir: Path | None = UI_DIR) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            if state.ingest_workers is not None:
+                await asyncio.to_thread(state.ingest_workers.close)
 
     app = FastAPI(
         title="traceyard",

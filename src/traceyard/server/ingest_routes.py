@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from traceyard._version import __version__
+from traceyard.errors import StoreError
 from traceyard.ingest import langfuse_views as views
 from traceyard.ingest import media as media_urls
 from traceyard.ingest.keys import HOW_TO_CONFIGURE, KeyRing, load_key_ring
@@ -53,6 +54,7 @@ from traceyard.ingest.otlp import (
 from traceyard.ingest.sink import Admission, IngestSink, IngestStats
 from traceyard.model import Event, Observation, ObservationType, Trace
 from traceyard.server.errors import error_body
+from traceyard.server.ingest_workers import IngestWorkers, WorkersBusy, WorkersUnavailable
 from traceyard.store.base import MediaRecord, Prompt, Store, TraceQuery
 
 
@@ -110,6 +112,9 @@ class IngestTarget:
     envelopes: EnvelopeLog = field(default_factory=EnvelopeLog)
     media_secret: bytes = field(default_factory=lambda: token_bytes(32))
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: Worker processes that decode, translate and write OTLP requests (``traceyard serve
+    #: --ingest-workers``); None: this process does, through ``sink``.
+    workers: IngestWorkers | None = None
 
 
 _target_lock = threading.Lock()
@@ -142,6 +147,7 @@ def get_ingest_target(request: Request) -> IngestTarget:
                 max_body_bytes=int(
                     getattr(settings, "ingest_max_body_bytes", None) or DEFAULT_MAX_BODY_BYTES
                 ),
+                workers=getattr(server_state, "ingest_workers", None),
             )
             app_state.traceyard_ingest = target
     return target
@@ -245,20 +251,48 @@ async def _otlp(request: Request, target: IngestTarget, project: str) -> Respons
         raise _Refusal(415, str(exc)) from None
     body = await _body(request, target)
     try:
-        # Decoding and translating take ~25 µs of CPU a span (bench/otlp_translate.py): in a
-        # worker thread, so the event loop keeps reading the other connections' bodies
-        # meanwhile (socket reads release the GIL).
-        decoded, events = await run_in_threadpool(_decode_and_translate, body, kind, project)
+        if target.workers is not None:
+            rejected, reasons = await _otlp_in_worker(target, target.workers, body, kind, project)
+        else:
+            rejected, reasons = await _otlp_here(target, body, kind, project)
     except OtlpDecodeError as exc:
         raise _Refusal(400, str(exc)) from None
-    target.sink.count_invalid(decoded.rejected)
-    if decoded.rejected and not decoded.spans:
-        raise _Refusal(400, "no valid span in the request: " + "; ".join(decoded.reasons))
+    return Response(encode_response(kind, rejected, "; ".join(reasons)), media_type=kind)
+
+
+async def _otlp_here(
+    target: IngestTarget, body: bytes, kind: str, project: str
+) -> tuple[int, list[str]]:
+    # Decoding and translating take ~25 µs of CPU a span (bench/otlp_translate.py): in a
+    # worker thread, so the event loop keeps reading the other connections' bodies
+    # meanwhile (socket reads release the GIL).
+    decoded, events = await run_in_threadpool(_decode_and_translate, body, kind, project)
+    _check_spans(target, len(decoded.spans), decoded.rejected, decoded.reasons)
     await _submit(target, events)
-    return Response(
-        encode_response(kind, decoded.rejected, "; ".join(decoded.reasons)),
-        media_type=kind,
-    )
+    return decoded.rejected, decoded.reasons
+
+
+async def _otlp_in_worker(
+    target: IngestTarget, workers: IngestWorkers, body: bytes, kind: str, project: str
+) -> tuple[int, list[str]]:
+    """The request decoded, translated and committed by a worker process: 2xx is durable."""
+    target.sink.count_request()
+    try:
+        outcome = await workers.otlp(body, kind, project)
+    except WorkersBusy as exc:
+        raise _busy(target.sink.refuse(0, str(exc))) from None
+    except (WorkersUnavailable, StoreError) as exc:
+        raise _busy(target.sink.refuse(0, f"the store is unavailable: {exc}")) from None
+    _check_spans(target, outcome.spans, outcome.rejected, outcome.reasons)
+    target.sink.count_written(outcome.events)
+    return outcome.rejected, outcome.reasons
+
+
+def _check_spans(target: IngestTarget, spans: int, rejected: int, reasons: list[str]) -> None:
+    """Count the rejected spans; a request with nothing but rejected spans is a 400."""
+    target.sink.count_invalid(rejected)
+    if rejected and not spans:
+        raise _Refusal(400, "no valid span in the request: " + "; ".join(reasons))
 
 
 def _decode_and_translate(

@@ -14,6 +14,7 @@ from traceyard.store.base import Store
 
 if TYPE_CHECKING:
     from traceyard.capture.tracer import Tracer
+    from traceyard.server.ingest_workers import IngestWorkers
 
 #: ``embedded``: inside the app (``Tracer.create()``), whose tracer does all the writing, so
 #: the live stream is pushed by the writer. ``standalone``: ``traceyard serve``, serving a data
@@ -48,6 +49,9 @@ class ServerState:
     started_at: float = field(default_factory=time.monotonic)
     #: Set by the embedded server once it listens; used for printed links.
     base_url: str | None = None
+    #: OTLP ingestion worker processes (standalone, ``settings.ingest_workers`` > 0), started
+    #: and stopped with the app.
+    ingest_workers: IngestWorkers | None = None
 
     @property
     def mode(self) -> Mode:
