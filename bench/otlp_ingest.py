@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -298,14 +299,10 @@ def bench_traceyard(
     return report
 
 
-def bench_serve(
-    bodies_path: Path, data_dir: Path, connections: int, warmup: int, workers: int
-) -> dict[str, Any]:
-    """``traceyard serve --ingest-workers N`` in a process of its own; durable = rows counted."""
+@contextmanager
+def serve_process(data_dir: Path, workers: int) -> Iterator[str]:
+    """``traceyard serve --ingest-workers N`` in a process of its own; yields its base URL."""
     import httpx
-
-    from traceyard.config import load_settings
-    from traceyard.store.factory import open_store
 
     server = subprocess.Popen(
         [sys.executable, "-m", "traceyard.cli", "serve", "-d", str(data_dir), "--port", "0",
@@ -324,6 +321,20 @@ def bench_serve(
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
+        yield base
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(60)
+
+
+def bench_serve(
+    bodies_path: Path, data_dir: Path, connections: int, warmup: int, workers: int
+) -> dict[str, Any]:
+    """``traceyard serve --ingest-workers N``; durable = rows counted in the store."""
+    from traceyard.config import load_settings
+    from traceyard.store.factory import open_store
+
+    with serve_process(data_dir, workers) as base:
         report = run_client(base + "/v1/traces", bodies_path, connections, warmup)
         store = open_store(load_settings(data_dir=data_dir))
         try:
@@ -335,9 +346,6 @@ def bench_serve(
             durable_at = time.time()
         finally:
             store.close()
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(60)
     report.update(
         stored=stored,
         lost=report["total_spans"] - stored,

@@ -7,7 +7,10 @@ trace and span ids (a request counter written into the template's ids), so rows 
 counted. A 503/429 is a refusal: the client waits (Retry-After, else 1 s, as the OTel exporter
 backs off) and sends the same body again.
 
-For each server, one after the other (never both at once: 2 cores):
+The servers: traceyard embedded (``Tracer.create()``: one process, its writer queue),
+``traceyard serve --ingest-workers N`` (worker processes commit each request before the 2xx;
+``--ingest-workers 0`` leaves this row out) and Phoenix (``--skip-phoenix`` leaves it out).
+For each server, one after the other (never two at once: 2 cores):
 
 * warm-up ``--warmup`` s, then a window of ``--seconds`` s: *durable spans/s* is the rows the
   store gained during the window (sampled every 0.5 s: traceyard's store counters, Phoenix's
@@ -38,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from _phoenix import VENV_DIR, ensure_venv, phoenix_server
-from otlp_ingest import build_bodies, count_spans, read_bodies, write_bodies
+from otlp_ingest import build_bodies, count_spans, read_bodies, serve_process, write_bodies
 
 Samples = list[tuple[float, int]]  # (time.time(), rows durable)
 
@@ -218,6 +221,28 @@ def bench_traceyard(
     return summarize(report, samples, 0, start, warmup, window)
 
 
+def bench_serve(
+    bodies: Path, work: Path, connections: int, warmup: float, window: float, drain: float,
+    workers: int,
+) -> dict[str, Any]:  # fmt: skip
+    """``traceyard serve --ingest-workers N`` in a process of its own (2xx = committed)."""
+    from traceyard.config import load_settings
+    from traceyard.store.factory import open_store
+
+    with serve_process(work, workers) as base:
+        store = open_store(load_settings(data_dir=work))
+        try:
+            poller = Poller(lambda: store.counts().observations)
+            start = time.time()
+            report = run_client(base + "/v1/traces", bodies, connections, warmup + window)
+            expected = sum(n for _, n in report["accepted"])
+            poller.wait_until_idle(expected, idle_s=20, limit_s=drain)
+            samples = poller.stop()
+        finally:
+            store.close()
+    return summarize(report, samples, 0, start, warmup, window)
+
+
 def bench_phoenix(
     venv: Path, bodies: Path, work: Path, connections: int, warmup: float, window: float,
     drain: float,
@@ -263,6 +288,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--template-spans", type=int, default=5000)
     parser.add_argument("--phoenix-venv", type=Path, default=VENV_DIR)
+    parser.add_argument(
+        "--ingest-workers", type=int, default=2, help="traceyard serve's row (0: no such row)"
+    )
+    parser.add_argument("--skip-phoenix", action="store_true", help="traceyard's rows only")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--bodies", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -271,7 +300,8 @@ def main() -> None:
         return
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so the servers are stopped
-    ensure_venv(args.phoenix_venv)
+    if not args.skip_phoenix:
+        ensure_venv(args.phoenix_venv)
     work = Path(tempfile.mkdtemp(prefix="phoenix-ingest-"))
     try:
         templates = build_bodies(args.template_spans, 500)
@@ -291,18 +321,30 @@ def main() -> None:
             bodies, work / "traceyard", args.connections, args.warmup, args.seconds, args.drain
         )
         print(header + "\n" + _line("traceyard", results["traceyard"]), flush=True)
+        if args.ingest_workers:
+            (work / "serve").mkdir()
+            results["serve"] = bench_serve(
+                bodies, work / "serve", args.connections, args.warmup, args.seconds, args.drain,
+                args.ingest_workers,
+            )  # fmt: skip
+            print(_line(f"serve -w{args.ingest_workers}", results["serve"]), flush=True)
+            ratio = results["serve"]["durable_per_s"] / results["traceyard"]["durable_per_s"]
+            print(f"  (traceyard serve --ingest-workers {args.ingest_workers}: {ratio:.2f}x the "
+                  "embedded server, durable spans/s)")  # fmt: skip
         load_mid = os.getloadavg()[0]
-        (work / "phoenix").mkdir()
-        results["phoenix"] = bench_phoenix(
-            args.phoenix_venv, bodies, work / "phoenix", args.connections, args.warmup,
-            args.seconds, args.drain,
-        )  # fmt: skip
-        print(_line("phoenix", results["phoenix"]))
-        for line in results["phoenix"]["shutdown"]:
-            print(f"  phoenix log at stop: {line}")
-        ours, theirs = results["traceyard"]["durable_per_s"], results["phoenix"]["durable_per_s"]
-        ratio = f"{ours / theirs:.1f}x" if theirs > 0 else "- (phoenix stored nothing then)"
-        print(f"traceyard / phoenix, durable spans/s at steady state: {ratio}")
+        if not args.skip_phoenix:
+            (work / "phoenix").mkdir()
+            results["phoenix"] = bench_phoenix(
+                args.phoenix_venv, bodies, work / "phoenix", args.connections, args.warmup,
+                args.seconds, args.drain,
+            )  # fmt: skip
+            print(_line("phoenix", results["phoenix"]))
+            for line in results["phoenix"]["shutdown"]:
+                print(f"  phoenix log at stop: {line}")
+            ours = max(r["durable_per_s"] for n, r in results.items() if n != "phoenix")
+            theirs = results["phoenix"]["durable_per_s"]
+            ratio_text = f"{ours / theirs:.1f}x" if theirs > 0 else "- (phoenix stored nothing)"
+            print(f"traceyard (best row) / phoenix, durable spans/s at steady state: {ratio_text}")
         print(f"load average: {load_before:.1f} before, {load_mid:.1f} between, "
               f"{os.getloadavg()[0]:.1f} after ({os.cpu_count()} cores)")  # fmt: skip
     finally:
