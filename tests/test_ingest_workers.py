@@ -188,6 +188,13 @@ def test_the_in_memory_store_cannot_have_workers() -> None:
     settings = load_settings(database_url="memory://", ingest_workers=2)
     with pytest.raises(ConfigError, match="TRACEYARD_INGEST_WORKERS"):
         IngestWorkers(settings)
+    refused = subprocess.run(
+        [sys.executable, "-m", "traceyard.cli", "serve", "--port", "0", "--ingest-workers", "2"],
+        env={**os.environ, "TRACEYARD_DATABASE_URL": "memory://"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "in-memory store" in refused.stderr
 
 
 async def test_requests_past_the_waiting_bound_are_refused_and_the_rest_written(

@@ -123,9 +123,11 @@ def serve(
         ingest_workers=ingest_workers,
     )
     from traceyard.server.auth import check_bind_safety
+    from traceyard.server.ingest_workers import check_settings
 
     try:
         check_bind_safety(settings.host, settings.auth_token)
+        check_settings(settings)
     except ConfigError as exc:
         _fail(str(exc), code=2)
     # The server's own writes (scores, ingestion) go through a tracer of its own: one writer

@@ -56,10 +56,10 @@ def create_app(state: ServerState, *, ui_dir: Path | None = UI_DIR) -> FastAPI:
             tasks.append(asyncio.create_task(state.poller.run()))
         if retention_policy(state) != (None, None):
             tasks.append(asyncio.create_task(run_retention(state)))
-        if state.poll_store and state.settings.ingest_workers:
-            state.ingest_workers = IngestWorkers(state.settings)
-            await asyncio.to_thread(state.ingest_workers.start)
         try:
+            if state.poll_store and state.settings.ingest_workers:
+                state.ingest_workers = IngestWorkers(state.settings)
+                await asyncio.to_thread(state.ingest_workers.start)
             yield
         finally:
             state.hub.close()

@@ -62,16 +62,22 @@ class OtlpOutcome:
     reasons: list[str] = field(default_factory=list)
 
 
+def check_settings(settings: Settings) -> None:
+    """Raise :class:`ConfigError` when ``settings`` ask for workers their store cannot have."""
+    url = settings.database_url
+    if settings.ingest_workers and url is not None and url.startswith("memory://"):
+        raise ConfigError(
+            "TRACEYARD_INGEST_WORKERS / --ingest-workers needs a store that other processes "
+            "can open (SQLite in data_dir, or PostgreSQL): the in-memory store lives in "
+            "one process"
+        )
+
+
 class IngestWorkers:
     """A pool of ingestion worker processes writing to the store ``settings`` name."""
 
     def __init__(self, settings: Settings) -> None:
-        if settings.database_url is not None and settings.database_url.startswith("memory://"):
-            raise ConfigError(
-                "TRACEYARD_INGEST_WORKERS / --ingest-workers needs a store that other processes "
-                "can open (SQLite in data_dir, or PostgreSQL): the in-memory store lives in "
-                "one process"
-            )
+        check_settings(settings)
         self.settings = settings
         self.workers = settings.ingest_workers
         self.max_pending = PENDING_PER_WORKER * self.workers
