@@ -202,8 +202,10 @@ def test_the_held_pass_holds_other_writers_and_the_wal_restarts(tmp_path: Path) 
     store.write(
         [obs(f"o{n}", "t", name="n", start_time=at(n), input="x" * 5000) for n in range(50)]
     )
+    store._checkpointer.close()  # its thread's passes would race the ones this test makes
     checkpointer = sqlite3.connect(path, isolation_level=None)
     other = sqlite3.connect(path, isolation_level=None)  # another process's writer
+    other.execute("PRAGMA wal_autocheckpoint=0")
     other.execute("BEGIN IMMEDIATE")
     other.execute("UPDATE observations SET name = 'm' WHERE id = 'o1'")
     # A writer is mid-transaction: the pass waits for it (RESTART_WAIT_MS), then gives up
