@@ -211,11 +211,14 @@ async def test_requests_past_the_waiting_bound_are_refused_and_the_rest_written(
         workers.close()
     written = [o for o in outcomes if not isinstance(o, BaseException)]
     refused = [o for o in outcomes if isinstance(o, WorkersBusy)]
-    assert len(written) == workers.max_pending == 4 and len(refused) == 6
+    # 4 slots: the first 4 are taken; the rest are refused at once, unless the worker freed a
+    # slot meanwhile (it needs a few ms a request; the 10 are submitted within about one).
+    assert workers.max_pending == 4
+    assert len(written) >= 4 and len(refused) >= 4 and len(written) + len(refused) == 10
     assert all(o.spans == 5 and o.events == 6 for o in written)
     store = open_store(load_settings(data_dir=tmp_path))
     try:
-        assert store.counts().observations == 4 * 5
+        assert store.counts().observations == len(written) * 5
     finally:
         store.close()
 
