@@ -61,6 +61,14 @@ def test_help_lists_every_command() -> None:
         assert command in result.stdout
 
 
+def test_help_names_the_variables_and_defaults() -> None:
+    # "[env: ...]" in a help text is rich markup unless escaped: it used to vanish.
+    code, out, _ = _run("serve", "--help")
+    assert code == 0
+    for shown in ("TRACEYARD_DATA_DIR", "TRACEYARD_AUTH_TOKEN", "TRACEYARD_INGEST_WORKERS", "7842"):
+        assert shown in out, shown
+
+
 def test_status_json(tmp_path: Path) -> None:
     ids = _traced(tmp_path / "d", rounds=3)
     code, out, _ = _run("status", "--data-dir", str(tmp_path / "d"), "--json")

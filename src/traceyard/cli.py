@@ -42,11 +42,11 @@ err = Console(stderr=True)
 
 DataDir = Annotated[
     Optional[Path],  # noqa: UP045 (typer needs Optional on Python 3.10)
-    typer.Option("--data-dir", "-d", help="Data directory [env: TRACEYARD_DATA_DIR]."),
+    typer.Option("--data-dir", "-d", help="Data directory \\[env: TRACEYARD_DATA_DIR]."),
 ]
 DatabaseUrl = Annotated[
     Optional[str],  # noqa: UP045
-    typer.Option(help="postgresql://... or memory:// [env: TRACEYARD_DATABASE_URL]."),
+    typer.Option(help="postgresql://... or memory:// \\[env: TRACEYARD_DATABASE_URL]."),
 ]
 
 
@@ -96,17 +96,17 @@ def _progress() -> Progress:
 def serve(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
-    host: Annotated[Optional[str], typer.Option(help="[default: 127.0.0.1]")] = None,  # noqa: UP045
-    port: Annotated[Optional[int], typer.Option(help="[default: 7842]")] = None,  # noqa: UP045
+    host: Annotated[Optional[str], typer.Option(help="\\[default: 127.0.0.1]")] = None,  # noqa: UP045
+    port: Annotated[Optional[int], typer.Option(help="\\[default: 7842]")] = None,  # noqa: UP045
     auth_token: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(help="Bearer token (≥ 32 chars) [env: TRACEYARD_AUTH_TOKEN]."),
+        typer.Option(help="Bearer token (≥ 32 chars) \\[env: TRACEYARD_AUTH_TOKEN]."),
     ] = None,
     ingest_workers: Annotated[
         Optional[int],  # noqa: UP045
         typer.Option(
             help="Processes that decode, translate and write OTLP requests, for more than "
-            "one core's worth of spans/s [env: TRACEYARD_INGEST_WORKERS; default: 0]."
+            "one core's worth of spans/s \\[env: TRACEYARD_INGEST_WORKERS; default: 0]."
         ),
     ] = None,
 ) -> None:
