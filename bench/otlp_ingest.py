@@ -289,14 +289,17 @@ def bench_traceyard(
     stored = tracer.store.counts().observations
     stats = tracer.stats()
     tracer.stop()
-    report.update(
-        stored=stored,
-        lost=report["total_spans"] - stored,
-        accepted_per_s=report["timed_spans"] / (report["finished"] - report["started"]),
-        durable_per_s=report["timed_spans"] / (durable_at - report["started"]),
-        queue_dropped=stats.events_dropped,
-    )
-    return report
+    return _rates(report, stored, durable_at) | {"queue_dropped": stats.events_dropped}
+
+
+def _rates(report: dict[str, Any], stored: int, durable_at: float) -> dict[str, Any]:
+    """The client's report with rows stored, lost, and spans/s accepted and durable."""
+    return report | {
+        "stored": stored,
+        "lost": report["total_spans"] - stored,
+        "accepted_per_s": report["timed_spans"] / (report["finished"] - report["started"]),
+        "durable_per_s": report["timed_spans"] / (durable_at - report["started"]),
+    }
 
 
 @contextmanager
@@ -346,13 +349,7 @@ def bench_serve(
             durable_at = time.time()
         finally:
             store.close()
-    report.update(
-        stored=stored,
-        lost=report["total_spans"] - stored,
-        accepted_per_s=report["timed_spans"] / (report["finished"] - report["started"]),
-        durable_per_s=report["timed_spans"] / (durable_at - report["started"]),
-    )
-    return report
+    return _rates(report, stored, durable_at)
 
 
 def _line(name: str, result: dict[str, Any]) -> str:

@@ -199,6 +199,20 @@ def summarize(
     }
 
 
+def measure(
+    url: str, count: Callable[[], int], bodies: Path, connections: int, warmup: float,
+    window: float, drain: float,
+) -> dict[str, Any]:  # fmt: skip
+    """Send to ``url`` for warm-up + window, wait for what was accepted, summarize."""
+    poller = Poller(count)
+    start = time.time()
+    report = run_client(url, bodies, connections, warmup + window)
+    expected = sum(n for _, n in report["accepted"])
+    poller.wait_until_idle(expected, idle_s=20, limit_s=drain)
+    samples = poller.stop()
+    return summarize(report, samples, 0, start, warmup, window)
+
+
 def bench_traceyard(
     bodies: Path, work: Path, connections: int, warmup: float, window: float, drain: float
 ) -> dict[str, Any]:
@@ -207,18 +221,13 @@ def bench_traceyard(
     tracer = Tracer.create(data_dir=work, start_server=True, host="127.0.0.1", port=0)
     assert tracer.server is not None and tracer.store is not None
     store = tracer.store
+    url = tracer.server.url.rstrip("/") + "/v1/traces"
     try:
-        poller = Poller(lambda: store.counts().observations)
-        start = time.time()
-        report = run_client(
-            tracer.server.url.rstrip("/") + "/v1/traces", bodies, connections, warmup + window
+        return measure(
+            url, lambda: store.counts().observations, bodies, connections, warmup, window, drain
         )
-        expected = sum(n for _, n in report["accepted"])
-        poller.wait_until_idle(expected, idle_s=20, limit_s=drain)
-        samples = poller.stop()
     finally:
         tracer.stop()
-    return summarize(report, samples, 0, start, warmup, window)
 
 
 def bench_serve(
@@ -232,15 +241,12 @@ def bench_serve(
     with serve_process(work, workers) as base:
         store = open_store(load_settings(data_dir=work))
         try:
-            poller = Poller(lambda: store.counts().observations)
-            start = time.time()
-            report = run_client(base + "/v1/traces", bodies, connections, warmup + window)
-            expected = sum(n for _, n in report["accepted"])
-            poller.wait_until_idle(expected, idle_s=20, limit_s=drain)
-            samples = poller.stop()
+            return measure(
+                base + "/v1/traces", lambda: store.counts().observations, bodies, connections,
+                warmup, window, drain,
+            )  # fmt: skip
         finally:
             store.close()
-    return summarize(report, samples, 0, start, warmup, window)
 
 
 def bench_phoenix(
@@ -256,13 +262,8 @@ def bench_phoenix(
             with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as conn:
                 return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM spans").fetchone()[0])
 
-        poller = Poller(rows)
-        start = time.time()
-        report = run_client(f"{server.url}/v1/traces", bodies, connections, warmup + window)
-        expected = sum(n for _, n in report["accepted"])
-        poller.wait_until_idle(expected, idle_s=20, limit_s=drain)
-        samples = poller.stop()
-    result = summarize(report, samples, 0, start, warmup, window)
+        url = f"{server.url}/v1/traces"
+        result = measure(url, rows, bodies, connections, warmup, window, drain)
     # What Phoenix says at shutdown about spans it accepted and had not written.
     log = (work / "phoenix.log").read_text(errors="replace").splitlines()
     result["shutdown"] = [line.strip()[:300] for line in log if "pending" in line]
